@@ -1,0 +1,31 @@
+"""adaptergit: version control for fine-tuned PEFT adapters, with git for the record and DVC for weights.
+
+The public API is loaded lazily so that ``import adaptergit`` (and the CLI) start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from adaptergit.errors import AdapterGitError
+
+if TYPE_CHECKING:
+    from adaptergit.manifest import Manifest, Version
+    from adaptergit.repo import AdapterGitWarning, Repo
+
+__all__ = ["AdapterGitError", "AdapterGitWarning", "Manifest", "Repo", "Version"]
+
+_LAZY = {
+    "Repo": "adaptergit.repo",
+    "AdapterGitWarning": "adaptergit.repo",
+    "Version": "adaptergit.manifest",
+    "Manifest": "adaptergit.manifest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'adaptergit' has no attribute {name!r}")

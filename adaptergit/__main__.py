@@ -1,0 +1,5 @@
+"""``python -m adaptergit`` runs the CLI."""
+
+from adaptergit.cli import run
+
+run()

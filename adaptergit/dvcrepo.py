@@ -1,0 +1,341 @@
+"""The DVC side, and the only module that talks to DVC.
+
+Weights live in DVC's own cache layout (``.dvc/cache/files/md5/ab/cdef...``, read-only files) and
+are described by the same ``.dvc`` pointer files that ``dvc add`` writes, so ``dvc checkout``,
+``dvc status``, ``dvc push`` and ``dvc pull`` work on them unchanged. Writing the pointer and the
+cache object here lets a commit hash and copy the weights in one read; the DVC library itself is
+imported only for what needs it (``dvc init``, remotes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from adaptergit.errors import DvcError
+from adaptergit.fsutil import copy_file, fsync_dir
+
+DVC_DIR = ".dvc"
+CACHE_MODE = 0o444
+TEMP_PREFIX = ".adaptergit-"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pointer:
+    """The content of a single-output ``.dvc`` file."""
+
+    md5: str
+    size: int
+    path: str
+
+    def to_bytes(self) -> bytes:
+        # Byte for byte what `dvc add` writes for one file in DVC 3.
+        return (
+            f"outs:\n- md5: {self.md5}\n  size: {self.size}\n  hash: md5\n  path: {self.path}\n"
+        ).encode()
+
+    @classmethod
+    def parse(cls, raw: bytes | str, source: str = ".dvc file") -> Pointer:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        md5 = re.search(r"^\s*-?\s*md5:\s*([0-9a-f]{32})\s*$", text, re.M)
+        size = re.search(r"^\s*-?\s*size:\s*(\d+)\s*$", text, re.M)
+        path = re.search(r"^\s*-?\s*path:\s*(.+?)\s*$", text, re.M)
+        if not (md5 and path):
+            raise DvcError("pointer", f"{source}: no md5 and path in it")
+        return cls(md5=md5[1], size=int(size[1]) if size else -1, path=path[1].strip("'\""))
+
+
+class DvcRepo:
+    """DVC's view of a repository: where its cache is, and how a file is tracked."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dvc_dir = root / DVC_DIR
+
+    @property
+    def initialized(self) -> bool:
+        return (self.dvc_dir / "config").exists()
+
+    def init(self) -> list[str]:
+        """Run ``dvc init`` unless it was done; return the paths it created for git."""
+        if self.initialized:
+            return []
+        try:
+            from dvc.repo import Repo
+
+            with contextlib.redirect_stdout(io.StringIO()):  # DVC prints a banner
+                Repo.init(str(self.root))
+        except Exception as exc:  # DVC raises many kinds; all are one line to the user
+            raise DvcError("init", str(exc)) from exc
+        return [f"{DVC_DIR}/config", f"{DVC_DIR}/.gitignore", ".dvcignore"]
+
+    # --- the cache ----------------------------------------------------------------------------
+
+    @property
+    def cache_dir(self) -> Path:
+        configured = self._config_value("cache", "dir")
+        if configured:
+            path = Path(os.path.expanduser(configured))
+            return path if path.is_absolute() else (self.dvc_dir / path).resolve()
+        return self.dvc_dir / "cache"
+
+    def _config_value(self, section: str, key: str) -> str | None:
+        value = None
+        for name in ("config", "config.local"):
+            try:
+                text = (self.dvc_dir / name).read_text()
+            except OSError:
+                continue
+            current = None
+            for line in text.splitlines():
+                stripped = line.strip()
+                if stripped.startswith("["):
+                    current = stripped.strip("[]'\" ")
+                elif current == section and "=" in stripped:
+                    k, _, v = stripped.partition("=")
+                    if k.strip() == key:
+                        value = v.strip()
+        return value
+
+    def cache_path(self, md5: str) -> Path:
+        return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
+
+    def in_cache(self, md5: str) -> bool:
+        return self.cache_path(md5).is_file()
+
+    @contextlib.contextmanager
+    def new_cache_object(self) -> Iterator[NewObject]:
+        """A temporary file in the cache to stream weights into; `commit(md5)` files it."""
+        base = self.cache_dir / "files" / "md5"
+        base.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=base)
+        obj = NewObject(self, Path(name), os.fdopen(fd, "wb"))
+        try:
+            yield obj
+        finally:
+            obj.discard()
+
+    def drop(self, md5: str) -> None:
+        """Delete a (damaged) cache object."""
+        with contextlib.suppress(FileNotFoundError):
+            self.cache_path(md5).unlink()
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete half-written objects of a killed command; call it holding the repository lock."""
+        for tmp in (self.cache_dir / "files" / "md5").glob(f"{TEMP_PREFIX}*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def place(self, md5: str, dst: Path) -> None:
+        """Copy a cache object to `dst` (what ``dvc checkout`` does with the default copy link)."""
+        copy_file(self.cache_path(md5), dst)
+
+    @staticmethod
+    def gitignore_entry(filename: str) -> str:
+        return f"/{filename}"
+
+
+class NewObject:
+    """A cache object being written; it becomes visible only once its md5 is known."""
+
+    def __init__(self, repo: DvcRepo, tmp: Path, stream: BinaryIO) -> None:
+        self.repo = repo
+        self.tmp = tmp
+        self.stream = stream
+        self.committed = False
+
+    def commit(self, md5: str) -> Path:
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        dst = self.repo.cache_path(md5)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        # Replace even an existing object: ours was just verified, and a damaged one gets repaired.
+        os.chmod(self.tmp, CACHE_MODE)
+        os.replace(self.tmp, dst)
+        fsync_dir(dst.parent)
+        self.committed = True
+        return dst
+
+    def discard(self) -> None:
+        if not self.stream.closed:
+            with contextlib.suppress(OSError):  # flushing may fail again (disk full)
+                self.stream.close()
+        if not self.committed:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
+
+
+# --- remotes --------------------------------------------------------------------------------
+
+# Remote options that are secrets: written only to the git-ignored .dvc/config.local.
+SECRET_OPTIONS = frozenset(
+    {
+        "password",
+        "passphrase",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "token",
+        "key_passphrase",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "credentialpath",
+        "gdrive_client_secret",
+        "ask_password",
+        "keyfile",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RemoteInfo:
+    name: str
+    url: str
+    default: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransferOutcome:
+    transferred: frozenset[str]
+    failed: frozenset[str]
+    error: str | None = None
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """Take a password out of ``scheme://user:password@host/...``; it belongs in config.local."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), parts.password
+
+
+class DvcRemotes:
+    """DVC remotes of a repository, and moving cache objects to and from them."""
+
+    def __init__(self, repo: DvcRepo) -> None:
+        self.repo = repo
+        self._dvc: Any = None
+
+    def configured(self) -> list[RemoteInfo]:
+        default = self.default()
+        found: dict[str, str] = {}
+        for name in ("config", "config.local"):
+            try:
+                text = (self.repo.dvc_dir / name).read_text()
+            except OSError:
+                continue
+            current = None
+            for line in text.splitlines():
+                stripped = line.strip()
+                match = re.match(r"^\[\s*'?remote\s+\"(.+)\"'?\s*\]$", stripped)
+                if stripped.startswith("["):
+                    current = match[1] if match else None
+                elif current and "=" in stripped:
+                    key, _, value = stripped.partition("=")
+                    if key.strip() == "url":
+                        found[current] = value.strip()
+        return [RemoteInfo(name=n, url=u, default=n == default) for n, u in sorted(found.items())]
+
+    def default(self) -> str | None:
+        return self.repo._config_value("core", "remote")
+
+    def add(self, name: str, url: str, *, default: bool = False, options: dict[str, str] | None = None) -> None:
+        """Add a remote to .dvc/config; secrets (passwords, keys) go to .dvc/config.local only."""
+        from dvc.config import Config
+
+        url, password = _split_credentials(url)
+        options = dict(options or {})
+        if password is not None:
+            options["password"] = password
+        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
+        try:
+            config = Config(dvc_dir=str(self.repo.dvc_dir))
+            with config.edit("repo") as conf:
+                if name in conf["remote"]:
+                    raise DvcError("remote add", f"remote {name!r} already exists")
+                conf["remote"][name] = {"url": url, **public}
+                if default:
+                    conf["core"]["remote"] = name
+            if secret:
+                with config.edit("local") as conf:
+                    conf["remote"].setdefault(name, {}).update(secret)
+        except DvcError:
+            raise
+        except Exception as exc:
+            raise DvcError("remote add", str(exc)) from exc
+
+    def _repo(self) -> Any:
+        if self._dvc is None:
+            from dvc.repo import Repo
+
+            self._dvc = Repo(str(self.repo.root))
+        return self._dvc
+
+    def close(self) -> None:
+        if self._dvc is not None:
+            self._dvc.close()
+            self._dvc = None
+
+    @staticmethod
+    def _hash_infos(md5s: Any) -> list[Any]:
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        return [HashInfo("md5", m) for m in sorted(set(md5s))]
+
+    def missing(self, md5s: Any, remote: str | None = None) -> set[str]:
+        """Which of these objects the remote lacks."""
+        try:
+            status = self._repo().cloud.status(self._hash_infos(md5s), remote=remote)
+        except Exception as exc:
+            raise DvcError("status", _one_line(exc)) from exc
+        return {h.value for h in (status.new | status.missing)} - {h.value for h in status.ok}
+
+    def push(self, md5s: Any, remote: str | None = None) -> TransferOutcome:
+        return self._transfer("push", md5s, remote)
+
+    def fetch(self, md5s: Any, remote: str | None = None) -> TransferOutcome:
+        return self._transfer("pull", md5s, remote)
+
+    def _transfer(self, direction: str, md5s: Any, remote: str | None) -> TransferOutcome:
+        wanted = set(md5s)
+        if not wanted:
+            return TransferOutcome(transferred=frozenset(), failed=frozenset())
+        cloud = self._repo().cloud
+        try:
+            result = getattr(cloud, direction)(self._hash_infos(wanted), remote=remote)
+        except Exception as exc:  # connection refused, auth, missing bucket: all end the transfer
+            return TransferOutcome(
+                transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
+            )
+        failed = {h.value for h in result.failed}
+        if direction == "pull":
+            failed |= {m for m in wanted if not self.repo.in_cache(m)}
+        return TransferOutcome(
+            transferred=frozenset(h.value for h in result.transferred),
+            failed=frozenset(failed),
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        text = f"{text}: {str(cause).strip()}"
+    return " ".join(text.split())

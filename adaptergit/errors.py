@@ -1,0 +1,272 @@
+"""The one exception hierarchy of adaptergit: every error a user can see, each building its own message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class AdapterGitError(Exception):
+    """Base of every error adaptergit raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _listing(items: Iterable[str], limit: int = 10) -> str:
+    items = list(items)
+    if not items:
+        return "none"
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+# --- input that is not acceptable -------------------------------------------------------------
+
+
+class InvalidInput(AdapterGitError):
+    """Something the user handed us is malformed; nothing was written."""
+
+
+class InvalidName(InvalidInput):
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"invalid adapter name {name!r}: {reason}")
+
+
+class InvalidVersion(InvalidInput):
+    def __init__(self, version: str, reason: str = "expected vMAJOR.MINOR.PATCH, e.g. v1.2.0") -> None:
+        self.version = version
+        self.reason = reason
+        super().__init__(f"invalid version {version!r}: {reason}")
+
+
+class InvalidRef(InvalidInput):
+    def __init__(self, ref: str, reason: str) -> None:
+        self.ref = ref
+        self.reason = reason
+        super().__init__(f"invalid reference {ref!r}: {reason}")
+
+
+class InvalidSafetensors(InvalidInput):
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: not a valid safetensors file: {reason}")
+
+
+class InvalidAdapter(InvalidInput):
+    """The adapter directory or its tensors fail a check (missing files, NaN, zero-size tensors)."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class InvalidConfig(InvalidInput):
+    def __init__(self, path: Path | str, reason: str, key: str | None = None) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.key = key
+        where = f" (key {key!r})" if key else ""
+        super().__init__(f"{self.path}: {reason}{where}")
+
+
+class InvalidMetric(InvalidInput):
+    def __init__(self, key: str, value: object, source: str = "") -> None:
+        self.key = key
+        self.value = value
+        origin = f" in {source}" if source else ""
+        super().__init__(f"metric {key!r}{origin} must be a finite number, got {value!r}")
+
+
+class InvalidManifest(InvalidInput):
+    def __init__(self, reason: str, key: str | None = None, source: str = "manifest") -> None:
+        self.reason = reason
+        self.key = key
+        where = f" at key {key!r}" if key else ""
+        super().__init__(f"{source}: {reason}{where}")
+
+
+class UnsafePickle(InvalidInput):
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"{self.path}: refused to load this PyTorch checkpoint without executing code: {reason}"
+        )
+
+
+# --- state of the repository ------------------------------------------------------------------
+
+
+class NotARepository(AdapterGitError):
+    def __init__(self, path: Path | str, what: str = "an adaptergit repository") -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} is not {what}; run `adaptergit init` there first")
+
+
+class RepositoryBusy(AdapterGitError):
+    def __init__(self, lock_path: Path | str, holder: str = "") -> None:
+        self.lock_path = Path(lock_path)
+        held = f" by {holder}" if holder else ""
+        super().__init__(
+            f"the repository is busy: another adaptergit command holds {self.lock_path}{held}; "
+            "try again when it has finished"
+        )
+
+
+class NothingToCommit(AdapterGitError):
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(
+            f"nothing to commit: weights and config are identical to {name}@{version}"
+        )
+
+
+class VersionExists(AdapterGitError):
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(f"version {name}@{version} already exists")
+
+
+class VersionNotNewer(AdapterGitError):
+    def __init__(self, name: str, version: str, latest: str) -> None:
+        self.name = name
+        self.version = version
+        self.latest = latest
+        super().__init__(
+            f"version {version} of {name} is not newer than its latest version {latest}"
+        )
+
+
+class UnknownAdapter(AdapterGitError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"no adapter named {name!r}; adapters here: {_listing(self.known)}")
+
+
+class UnknownVersion(AdapterGitError):
+    def __init__(self, name: str, version: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.version = version
+        self.known = list(known)
+        super().__init__(
+            f"{name} has no version {version!r}; its versions: {_listing(self.known)}"
+        )
+
+
+class UnknownRevision(AdapterGitError):
+    def __init__(self, name: str, revision: str, reason: str = "") -> None:
+        self.name = name
+        self.revision = revision
+        extra = f" ({reason})" if reason else ""
+        super().__init__(
+            f"{revision!r} is neither a version of {name} nor a git revision that holds it{extra}"
+        )
+
+
+class UncommittedChanges(AdapterGitError):
+    def __init__(self, name: str, paths: Iterable[str]) -> None:
+        self.name = name
+        self.paths = list(paths)
+        super().__init__(
+            f"adapters/{name} has changes that are not recorded in any version "
+            f"({_listing(self.paths, 4)}); commit them or use --force to overwrite"
+        )
+
+
+class DestinationNotEmpty(AdapterGitError):
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} exists and is not empty; use --force to overwrite it")
+
+
+class WeightsMissing(AdapterGitError):
+    def __init__(self, name: str, version: str, md5: str) -> None:
+        self.name = name
+        self.version = version
+        self.md5 = md5
+        super().__init__(
+            f"the weights of {name}@{version} (md5 {md5}) are not in the DVC cache; "
+            "fetch them with `dvc pull` or `adaptergit pull`"
+        )
+
+
+class IntegrityError(AdapterGitError):
+    def __init__(self, path: Path | str, expected: str, actual: str) -> None:
+        self.path = Path(path)
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{self.path}: sha256 {actual[:12]} does not match the recorded {expected[:12]}; "
+            "the data is corrupt"
+        )
+
+
+class GitError(AdapterGitError):
+    def __init__(self, command: str, detail: str) -> None:
+        self.command = command
+        self.detail = detail.strip().splitlines()[-1] if detail.strip() else "failed"
+        super().__init__(f"git {command}: {self.detail}")
+
+
+class DvcError(AdapterGitError):
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail.strip().splitlines()[-1] if detail.strip() else "failed"
+        super().__init__(f"dvc {operation}: {self.detail}")
+
+
+class MissingDependency(AdapterGitError):
+    def __init__(self, package: str, purpose: str, install: str) -> None:
+        self.package = package
+        super().__init__(f"{purpose} needs {package}; install it with `{install}`")
+
+
+class InvalidBaseModel(InvalidInput):
+    """A base model to fingerprint is missing, or its safetensors files do not form one model."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"base model {self.path}: {reason}")
+
+
+class NoRemote(AdapterGitError):
+    def __init__(self, known: Iterable[str], wanted: str | None = None) -> None:
+        self.known = sorted(known)
+        self.wanted = wanted
+        if wanted is not None:
+            msg = f"no DVC remote named {wanted!r}; remotes: {_listing(self.known)}"
+        elif self.known:
+            msg = (
+                f"no default DVC remote; pass --remote ({', '.join(self.known)}) or make one the "
+                "default with `adaptergit remote add NAME URL --default`"
+            )
+        else:
+            msg = "no DVC remote is configured; add one with `adaptergit remote add NAME URL --default`"
+        super().__init__(msg)
+
+
+class TransferFailed(AdapterGitError):
+    def __init__(self, direction: str, remote: str, refs: Iterable[str], reason: str | None = None) -> None:
+        self.direction = direction
+        self.remote = remote
+        self.refs = sorted(set(refs))
+        why = f": {reason}" if reason else ""
+        where = "to" if direction == "push" else "from"
+        super().__init__(
+            f"{direction} {where} DVC remote {remote!r} failed{why}; weights that did not arrive: "
+            f"{_listing(self.refs)}"
+            + ("; nothing was pushed to git" if direction == "push" else "")
+        )

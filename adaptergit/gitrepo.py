@@ -1,0 +1,355 @@
+"""The git side, and the only module that talks to GitPython.
+
+Reads go to git objects (tags, blobs at a commit) through one long-lived ``git cat-file --batch``;
+writes use plumbing (a temporary index, ``commit-tree``, ``mktag``) and land in one atomic
+``update-ref --stdin`` transaction, so a version's commit and its tag appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptergit.errors import GitError, NotARepository
+
+ZERO_SHA = "0" * 40
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TagInfo:
+    """An annotated or lightweight tag, peeled to its commit."""
+
+    name: str
+    commit: str
+    annotated: bool
+    created: int  # unix seconds (tagger date, else committer date)
+    message: str
+
+
+class GitRepo:
+    """A git work tree: its root, its objects, and the few writes adaptergit makes."""
+
+    def __init__(self, path: Path | str = ".") -> None:
+        # Plain `git rev-parse` (a few ms) rather than GitPython (~50 ms to import): hooks and
+        # `adaptergit log` open a repository on every call.
+        where = Path(path)
+        proc = subprocess.run(
+            ["git", "rev-parse", "--is-bare-repository", "--show-toplevel", "--git-common-dir"],
+            cwd=where if where.is_dir() else where.parent,
+            capture_output=True,
+            text=True,
+        )
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or not where.exists():
+            raise NotARepository(where.resolve(), "inside a git repository")
+        if lines[0] == "true" or len(lines) < 3:
+            raise NotARepository(where.resolve(), "a git work tree (it is bare)")
+        self.root = Path(lines[1])
+        common = Path(lines[2])
+        self.git_dir = common if common.is_absolute() else (where / common).resolve()
+        self._git: Any = None
+
+    @classmethod
+    def init(cls, path: Path | str) -> GitRepo:
+        """Open the repository at or above `path`, creating one at `path` if there is none."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls(path)
+        except NotARepository:
+            import git
+
+            git.Repo.init(path).close()
+            return cls(path)
+
+    def close(self) -> None:
+        if self._git is not None:
+            self._git.clear_cache()
+            self._git = None
+
+    @property
+    def _objects(self) -> Any:
+        """GitPython's command wrapper, which keeps one `git cat-file --batch` process open."""
+        if self._git is None:
+            import git
+
+            self._git = git.cmd.Git(self.root)
+        return self._git
+
+    # --- running git ------------------------------------------------------------------------
+
+    def _run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> str:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            input=input,
+            capture_output=True,
+            env={**os.environ, **env} if env else None,
+        )
+        if check and proc.returncode != 0:
+            raise GitError(args[0], proc.stderr.decode(errors="replace"))
+        return proc.stdout.decode(errors="surrogateescape")
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit HEAD points at, or None on an unborn branch."""
+        return self.resolve_commit("HEAD")
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD is on, or None when detached."""
+        out = self._run("symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+        return out or None
+
+    def resolve_commit(self, rev: str) -> str | None:
+        """The full commit id that `rev` names, or None."""
+        if rev.startswith("-"):
+            return None
+        out = self._run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        return out.strip() or None
+
+    def tags(self, patterns: Sequence[str] = ()) -> list[TagInfo]:
+        """Every tag (matching the for-each-ref `patterns`) with its peeled commit, in one call."""
+        fmt = "%00".join(
+            [
+                "%(refname:strip=2)",
+                "%(objecttype)",
+                "%(objectname)",
+                "%(*objectname)",
+                "%(taggerdate:unix)",
+                "%(committerdate:unix)",
+                "%(contents)",
+            ]
+        )
+        out = self._run(
+            "for-each-ref", f"--format={fmt}%1e", *(patterns or ["refs/tags"])
+        )
+        result = []
+        for record in out.split("\x1e"):
+            record = record.lstrip("\n")
+            if not record:
+                continue
+            name, otype, oid, peeled, tagdate, commitdate, contents = record.split("\x00", 6)
+            annotated = otype == "tag"
+            commit = peeled if annotated else oid
+            if not commit:
+                continue
+            created = int(tagdate or commitdate or 0)
+            result.append(
+                TagInfo(
+                    name=name,
+                    commit=commit,
+                    annotated=annotated,
+                    created=created,
+                    message=contents.strip(),
+                )
+            )
+        return result
+
+    def read_blob(self, rev: str, path: str) -> bytes | None:
+        """The bytes of `path` as of `rev` (a commit id or any revision), or None if absent."""
+        from git.exc import GitCommandError
+
+        try:
+            _sha, otype, _size, data = self._objects.get_object_data(f"{rev}:{path}")
+        except (ValueError, GitCommandError):
+            return None
+        return data if otype in (b"blob", "blob") else None
+
+    def read_blobs(self, items: Iterable[tuple[str, str]]) -> list[bytes | None]:
+        return [self.read_blob(rev, path) for rev, path in items]
+
+    def list_dir(self, rev: str, path: str) -> list[str]:
+        """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
+        out = self._run("ls-tree", "--name-only", "-z", rev, "--", path.rstrip("/") + "/", check=False)
+        return [Path(p).name for p in out.split("\x00") if p]
+
+    def tree_entries(self, rev: str, path: str) -> dict[str, str]:
+        """File name -> blob id for the files directly under `path` at `rev`."""
+        out = self._run("ls-tree", "-z", rev, "--", path.rstrip("/") + "/", check=False)
+        entries = {}
+        for line in out.split("\x00"):
+            if not line:
+                continue
+            meta, _, name = line.partition("\t")
+            _mode, otype, oid = meta.split()
+            if otype == "blob":
+                entries[Path(name).name] = oid
+        return entries
+
+    def hash_files(self, paths: Sequence[Path]) -> list[str]:
+        """The blob ids git would give these working-tree files (no object is written)."""
+        if not paths:
+            return []
+        out = self._run("hash-object", "--no-filters", "--", *map(str, paths))
+        return out.split()
+
+    def status(self, paths: Sequence[str]) -> list[str]:
+        """`git status --porcelain` lines for `paths`, untracked files included."""
+        out = self._run("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+        return [entry for entry in out.split("\x00") if entry]
+
+    def config_get(self, key: str) -> str | None:
+        out = self._run("config", "--get", key, check=False).strip()
+        return out or None
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def commit_paths(
+        self,
+        paths: Sequence[str],
+        message: str,
+        *,
+        tag: str | None = None,
+        tag_message: str = "",
+    ) -> str:
+        """Commit the working-tree state of exactly `paths` on top of HEAD, with an annotated tag.
+
+        Other staged changes stay staged and out of the commit: the tree is built in a temporary
+        index. HEAD and the tag move in one ref transaction, so neither exists without the other.
+        """
+        parent = self.head()
+        with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent:
+                self._run("read-tree", parent, env=env)
+            self._run("add", "--all", "--force", "--", *paths, env=env)
+            tree = self._run("write-tree", env=env).strip()
+        commit_args = ["commit-tree", tree, "-F", "-"]
+        if parent:
+            commit_args[2:2] = ["-p", parent]
+        commit = self._run(*commit_args, input=message.encode()).strip()
+        commands = [f"update HEAD {commit} {parent or ZERO_SHA}"]
+        if tag:
+            tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
+            body = (
+                f"object {commit}\ntype commit\ntag {tag}\ntagger {tagger}\n\n"
+                f"{tag_message.rstrip()}\n"
+            )
+            tag_oid = self._run("mktag", input=body.encode()).strip()
+            commands.append(f"create refs/tags/{tag} {tag_oid}")
+        subject = message.splitlines()[0] if message else ""
+        script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
+        self._run(
+            "update-ref", "-m", f"commit: {subject}", "--stdin", input=script.encode()
+        )
+        # The user's index now agrees with the new HEAD for these paths; the rest is untouched.
+        self._run("reset", "--quiet", commit, "--", *paths, check=False)
+        return commit
+
+    def create_tag(self, name: str, commit: str, message: str) -> None:
+        """Create an annotated tag, failing if it exists."""
+        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
+        tag_oid = self._run("mktag", input=body.encode()).strip()
+        self._run("update-ref", f"refs/tags/{name}", tag_oid, ZERO_SHA)
+
+    def delete_tag(self, name: str) -> None:
+        self._run("update-ref", "-d", f"refs/tags/{name}")
+
+    def set_config(self, key: str, value: str) -> None:
+        self._run("config", key, value)
+
+    def stage(self, paths: Sequence[str]) -> None:
+        self._run("add", "--", *paths)
+
+    def commit_staged(self, message: str, paths: Sequence[str]) -> str | None:
+        """Commit `paths` as they are in the work tree (a no-op when nothing changed)."""
+        if not self.status(list(paths)) and self.head():
+            return None
+        return self.commit_paths(paths, message)
+
+    # --- sharing ---------------------------------------------------------------------------
+
+    def merged_tags(self, rev: str, pattern: str) -> list[str]:
+        """Tags matching `pattern` whose commits are reachable from `rev`."""
+        out = self._run("tag", "--list", "--merged", rev, pattern, check=False)
+        return out.split()
+
+    def remotes(self) -> list[str]:
+        return self._run("remote").split()
+
+    def default_remote(self) -> str | None:
+        """The current branch's upstream remote, else ``origin``, else the only remote."""
+        branch = self.current_branch()
+        if branch:
+            configured = self.config_get(f"branch.{branch}.remote")
+            if configured:
+                return configured
+        names = self.remotes()
+        if "origin" in names:
+            return "origin"
+        return names[0] if len(names) == 1 else None
+
+    def push(self, remote: str, refspecs: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+        """``git push`` (hooks run as usual); raises GitError with git's last line on failure."""
+        proc = subprocess.run(
+            ["git", "push", "--porcelain", remote, *refspecs],
+            cwd=self.root,
+            capture_output=True,
+            env={**os.environ, **env} if env else None,
+        )
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace").strip()
+            lines = [ln for ln in detail.splitlines() if ln.strip() and not ln.startswith("hint:")]
+            raise GitError("push", lines[-1] if lines else "failed")
+        return proc.stdout.decode(errors="replace")
+
+    def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
+        """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""
+        args = ["rev-list", new]
+        for item in exclude:
+            args.append(item if item.startswith("--") else f"^{item}")
+        out = self._run(*args, check=False)
+        return set(out.split())
+
+    def changed_files(self, old: str, new: str, pathspecs: Sequence[str]) -> list[str]:
+        out = self._run("diff", "--name-only", "-z", "--no-renames", old, new, "--", *pathspecs, check=False)
+        return [p for p in out.split("\x00") if p]
+
+    def staged_files(self) -> list[tuple[str, str, str]]:
+        """(status, path, blob id) of files staged for the next commit (added/modified/renamed)."""
+        out = self._run("diff", "--cached", "--name-status", "-z", "--no-renames", "--diff-filter=ACMR")
+        parts = [p for p in out.split("\x00") if p]
+        result = []
+        for status, path in zip(parts[::2], parts[1::2], strict=False):
+            result.append((status, path, ""))
+        return result
+
+    def object_sizes(self, objects: Sequence[str]) -> list[int]:
+        """Sizes of objects (e.g. ``:path`` for the staged version) via one cat-file call."""
+        if not objects:
+            return []
+        out = self._run("cat-file", "--batch-check=%(objectsize)", input="\n".join(objects).encode() + b"\n")
+        sizes = []
+        for line in out.splitlines():
+            sizes.append(int(line) if line.strip().isdigit() else -1)
+        return sizes
+
+    def hooks_dir(self) -> Path:
+        configured = self.config_get("core.hooksPath")
+        if configured:
+            path = Path(os.path.expanduser(configured))
+            return path if path.is_absolute() else self.root / path
+        return self.git_dir / "hooks"
+
+    def in_progress(self) -> str | None:
+        """'rebase', 'merge', 'cherry-pick' or 'bisect' while one of them is under way."""
+        gd = Path(self._run("rev-parse", "--absolute-git-dir").strip())
+        if (gd / "rebase-merge").exists() or (gd / "rebase-apply").exists():
+            return "rebase"
+        for marker, name in (("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick")):
+            if (gd / marker).exists():
+                return name
+        return None

@@ -1,0 +1,90 @@
+"""Metrics of a version: finite numbers, possibly nested, as ``dvc metrics`` reads them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from adaptergit.errors import InvalidMetric
+
+METRICS_NAME = "metrics.json"
+Metrics = dict[str, Any]
+
+
+def normalize(metrics: Mapping[str, Any] | None, source: str = "") -> Metrics:
+    """Check that every leaf is a finite number (bools and strings are refused); keep nesting."""
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidMetric("(metrics)", metrics, source)
+    result: Metrics = {}
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidMetric(str(key), value, source)
+        if isinstance(value, Mapping):
+            result[key] = normalize(value, source)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidMetric(key, value, source)
+        else:
+            result[key] = value
+    return result
+
+
+def parse_assignment(text: str) -> tuple[str, float | int]:
+    """Parse ``KEY=VALUE`` from the command line; VALUE must be a finite number."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InvalidMetric(text, None, "--metric (expected KEY=VALUE)")
+    raw = raw.strip()
+    try:
+        value: float | int = int(raw)
+    except ValueError:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidMetric(key, raw, "--metric") from None
+    if not math.isfinite(value):
+        raise InvalidMetric(key, raw, "--metric")
+    return key, value
+
+
+def load_file(path: Path) -> Metrics:
+    """Read a metrics JSON file (an object of numbers, nesting allowed)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InvalidMetric("(file)", str(path), f"{path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidMetric("(file)", str(path), f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidMetric("(file)", type(data).__name__, f"{path}: expected a JSON object")
+    return normalize(data, str(path))
+
+
+def merge(files: Iterable[Metrics], assignments: Iterable[tuple[str, float | int]]) -> Metrics:
+    merged: Metrics = {}
+    for data in files:
+        merged.update(data)
+    for key, value in assignments:
+        merged[key] = value
+    return merged
+
+
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float | int]:
+    """``{"eval": {"loss": 1}}`` -> ``{"eval.loss": 1}``, for display."""
+    flat: dict[str, float | int] = {}
+    for key, value in metrics.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{full}."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def to_json(metrics: Metrics) -> bytes:
+    return (json.dumps(metrics, indent=2, sort_keys=True) + "\n").encode()

@@ -1,0 +1,190 @@
+"""Adapter names, semantic versions and references such as ``name@v1.2.0``, ``name@latest``, ``name#prod``.
+
+Tags follow GTO's format so ``gto show`` reads them: ``NAME@vX.Y.Z`` registers a version and
+``NAME#STAGE#N`` assigns a stage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+from adaptergit.errors import InvalidName, InvalidRef, InvalidVersion
+
+# GTO's artifact name pattern, narrowed to what is also safe as a directory and a git ref
+# component: lower-case letters, digits, '-' and '_' (GTO allows neither '.' nor '@' nor '#').
+_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+_SEMVER_RE = re.compile(
+    r"^v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+)
+_STAGE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 100
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is a valid adapter name, else raise InvalidName saying why."""
+    if not isinstance(name, str) or not name:
+        raise InvalidName(str(name), "the name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(name, f"longer than {MAX_NAME_LENGTH} characters")
+    if _NAME_RE.match(name):
+        return name
+    if "/" in name or "\\" in name or name.startswith("."):
+        reason = "a name cannot contain path separators or start with '.'"
+    elif "." in name:
+        reason = "'.' is not allowed: GTO artifact names take letters, digits, '-' and '_'"
+    elif name != name.lower():
+        reason = "use lower-case letters"
+    elif name[0] in "-_" or name[-1] in "-_":
+        reason = "must start and end with a letter or digit"
+    else:
+        bad = sorted({c for c in name if not re.match(r"[a-z0-9_-]", c)})
+        reason = f"character(s) {''.join(bad)!r} not allowed; use a-z, 0-9, '-' and '_'"
+    raise InvalidName(name, reason)
+
+
+def validate_stage(stage: str) -> str:
+    if not _STAGE_RE.match(stage or ""):
+        raise InvalidRef(stage, "a stage is lower-case letters, digits, '-' and '_'")
+    return stage
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class SemVer:
+    """A version as GTO writes it: ``v`` + MAJOR.MINOR.PATCH, optionally -PRERELEASE."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SemVer:
+        match = _SEMVER_RE.match(text or "")
+        if not match:
+            if text and _SEMVER_RE.match("v" + text):
+                raise InvalidVersion(text, f"versions start with 'v': did you mean v{text}?")
+            raise InvalidVersion(text)
+        return cls(
+            int(match["major"]), int(match["minor"]), int(match["patch"]), match["pre"] or ""
+        )
+
+    @classmethod
+    def is_valid(cls, text: str) -> bool:
+        return bool(_SEMVER_RE.match(text or ""))
+
+    def bump(self, part: str) -> SemVer:
+        if part == "major":
+            return SemVer(self.major + 1, 0, 0)
+        if part == "minor":
+            return SemVer(self.major, self.minor + 1, 0)
+        if part == "patch":
+            if self.prerelease:
+                return SemVer(self.major, self.minor, self.patch)
+            return SemVer(self.major, self.minor, self.patch + 1)
+        raise InvalidVersion(part, "bump one of major, minor, patch")
+
+    def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+        pre: tuple[tuple[int, int | str], ...] = tuple(
+            (0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease.split(".") if p
+        )
+        # A release sorts after its pre-releases.
+        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __str__(self) -> str:
+        text = f"v{self.major}.{self.minor}.{self.patch}"
+        return f"{text}-{self.prerelease}" if self.prerelease else text
+
+
+FIRST_VERSION = SemVer(0, 0, 1)  # GTO's first version when none is given
+
+
+def version_tag(name: str, version: str | SemVer) -> str:
+    return f"{name}@{version}"
+
+
+def parse_version_tag(tag: str) -> tuple[str, SemVer] | None:
+    """Split a GTO registration tag ``name@vX.Y.Z``; None for any other tag."""
+    name, sep, version = tag.rpartition("@")
+    if not sep or not _NAME_RE.match(name) or not SemVer.is_valid(version):
+        return None
+    return name, SemVer.parse(version)
+
+
+_STAGE_TAG_RE = re.compile(
+    r"^(?P<name>[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)#(?P<stage>[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)"
+    r"(?P<cancel>!?)(?:#(?P<counter>\d+))?$"
+)
+
+
+def parse_stage_tag(tag: str) -> tuple[str, str, bool, int] | None:
+    """Split a GTO stage tag ``name#stage#N`` (``!`` marks an unassignment)."""
+    match = _STAGE_TAG_RE.match(tag)
+    if not match:
+        return None
+    return match["name"], match["stage"], bool(match["cancel"]), int(match["counter"] or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A parsed reference: exactly one of version, revision, stage, or none of them for latest."""
+
+    name: str
+    version: SemVer | None = None
+    revision: str | None = None
+    stage: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRef(str(text), "empty reference")
+        text = text.strip()
+        if "#" in text:
+            name, _, stage = text.partition("#")
+            _check_ref_name(text, name)
+            return cls(name=name, stage=validate_stage(stage))
+        name, sep, spec = text.partition("@")
+        _check_ref_name(text, name)
+        if not sep:
+            return cls(name=name)
+        if not spec:
+            raise InvalidRef(text, "nothing after '@'; use NAME@vX.Y.Z, NAME@latest or NAME@<git rev>")
+        if spec in ("latest", "greatest"):
+            return cls(name=name)
+        if SemVer.is_valid(spec):
+            return cls(name=name, version=SemVer.parse(spec))
+        if any(c in spec for c in " \t\n\x00~^:?*[\\") and not _REV_SUFFIX_RE.match(spec):
+            raise InvalidRef(text, f"{spec!r} is not a version or a git revision")
+        return cls(name=name, revision=spec)
+
+    @property
+    def is_latest(self) -> bool:
+        return self.version is None and self.revision is None and self.stage is None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        if self.revision is not None:
+            return f"{self.name}@{self.revision}"
+        if self.stage is not None:
+            return f"{self.name}#{self.stage}"
+        return self.name
+
+
+# Git revision syntax that is legitimate after '@': HEAD~2, main^, abc123^{commit}
+_REV_SUFFIX_RE = re.compile(r"^[\w./-]+(?:[~^]\d*)*(?:\^\{\w*\})?$")
+
+
+def _check_ref_name(text: str, name: str) -> None:
+    try:
+        validate_name(name)
+    except InvalidName as exc:
+        raise InvalidRef(text, exc.reason) from None

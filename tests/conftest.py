@@ -1,0 +1,115 @@
+"""Test-session fixtures: isolation from the user's git config, and small real adapters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test away from the user's git config, caches and Hugging Face hub."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    monkeypatch.delenv("GIT_INDEX_FILE", raising=False)
+    for var in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{var}_NAME", "Ada Tester")
+        monkeypatch.setenv(f"GIT_{var}_EMAIL", "ada@example.com")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(home / ".cache" / "dvc-site"))
+    monkeypatch.setenv("ADAPTERGIT_CACHE_DIR", str(home / ".cache" / "adaptergit"))
+    os.environ.pop("ADAPTERGIT_LOCK_TIMEOUT", None)
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+# --- small real models, built from configs (nothing is downloaded) ----------------------------
+
+TINY_LLAMA = dict(
+    vocab_size=128,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=64,
+)
+
+
+def tiny_base_model(seed: int = 0):  # type: ignore[no-untyped-def]
+    """A tiny Llama causal LM with deterministic weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**TINY_LLAMA))
+    model.eval()
+    return model
+
+
+def tiny_peft_model(base=None, *, seed: int = 1, r: int = 4, modules_to_save=None, dtype=None):  # type: ignore[no-untyped-def]
+    """A LoRA on the tiny base whose B matrices are random, as if trained."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = base if base is not None else tiny_base_model()
+    config = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=["q_proj", "v_proj"],
+        modules_to_save=modules_to_save,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(base, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny base model saved as safetensors, as a model directory on disk."""
+    path = tmp_path_factory.mktemp("base-model")
+    tiny_base_model().save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture
+def make_adapter(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Save a tiny LoRA adapter with PEFT's save_pretrained and return its folder."""
+    counter = iter(range(10_000))
+
+    def make(seed: int = 1, *, safe: bool = True, **kwargs) -> Path:  # type: ignore[no-untyped-def]
+        folder = tmp_path / f"adapter-{seed}-{next(counter)}"
+        tiny_peft_model(seed=seed, **kwargs).save_pretrained(folder, safe_serialization=safe)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh adaptergit registry."""
+    from adaptergit import Repo
+
+    repo = Repo.init(tmp_path / "registry")
+    yield repo
+    repo.close()
