@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
     warnings.showwarning = _show_warning
     try:
-        cli.main(args=argv, prog_name="adaptergit", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s status instead of exiting.
+        status = cli.main(args=argv, prog_name="adaptergit", standalone_mode=False)
     except errors.AdapterGitError as exc:
         if verbose:
             raise
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return EXIT_UNEXPECTED
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def run() -> None:

@@ -14,7 +14,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,6 +25,23 @@ from adaptergit.fsutil import copy_file, fsync_dir
 DVC_DIR = ".dvc"
 CACHE_MODE = 0o444
 TEMP_PREFIX = ".adaptergit-"
+
+
+def parse_config(text: str) -> dict[str, dict[str, str]]:
+    """Read DVC's INI-style config: ``[core]``, ``['remote "name"']`` sections of key = value."""
+    sections: dict[str, dict[str, str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if stripped.startswith("["):
+            current = re.sub(r"\s+", " ", stripped.strip("[]'\" ").replace('"', ""))
+            sections.setdefault(current, {})
+        elif current is not None and "=" in stripped:
+            key, _, value = stripped.partition("=")
+            sections[current][key.strip()] = value.strip()
+    return sections
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,23 +103,20 @@ class DvcRepo:
             return path if path.is_absolute() else (self.dvc_dir / path).resolve()
         return self.dvc_dir / "cache"
 
-    def _config_value(self, section: str, key: str) -> str | None:
-        value = None
+    def config(self) -> dict[str, dict[str, str]]:
+        """The repository's DVC config (.dvc/config, then config.local), as section -> options."""
+        merged: dict[str, dict[str, str]] = {}
         for name in ("config", "config.local"):
             try:
                 text = (self.dvc_dir / name).read_text()
             except OSError:
                 continue
-            current = None
-            for line in text.splitlines():
-                stripped = line.strip()
-                if stripped.startswith("["):
-                    current = stripped.strip("[]'\" ")
-                elif current == section and "=" in stripped:
-                    k, _, v = stripped.partition("=")
-                    if k.strip() == key:
-                        value = v.strip()
-        return value
+            for section, options in parse_config(text).items():
+                merged.setdefault(section, {}).update(options)
+        return merged
+
+    def _config_value(self, section: str, key: str) -> str | None:
+        return self.config().get(section, {}).get(key)
 
     def cache_path(self, md5: str) -> Path:
         return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
@@ -226,34 +240,48 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
 
 
 class DvcRemotes:
-    """DVC remotes of a repository, and moving cache objects to and from them."""
+    """DVC remotes of a repository, and moving cache objects to and from them.
 
-    def __init__(self, repo: DvcRepo) -> None:
+    An old commit checked out may predate the remote's configuration; `fallback` then supplies
+    the text of a newer ``.dvc/config`` (the branch the user came from) to find the remote in.
+    """
+
+    def __init__(self, repo: DvcRepo, fallback: Callable[[], str | None] | None = None) -> None:
         self.repo = repo
+        self._fallback = fallback
+        self._fallback_config: dict[str, dict[str, str]] | None = None
         self._dvc: Any = None
 
+    def _effective(self) -> dict[str, dict[str, str]]:
+        config = self.repo.config()
+        if config.get("core", {}).get("remote") or self._fallback is None:
+            return config
+        if self._fallback_config is None:
+            text = self._fallback()
+            self._fallback_config = parse_config(text) if text else {}
+        extra = {k: v for k, v in self._fallback_config.items() if k == "core" or k.startswith("remote ")}
+        if not extra.get("core", {}).get("remote"):
+            return config
+        merged = {k: dict(v) for k, v in config.items()}
+        for section, options in extra.items():
+            merged.setdefault(section, {})
+            for key, value in options.items():
+                merged[section].setdefault(key, value)
+        merged["core"]["remote"] = extra["core"]["remote"]
+        return merged
+
     def configured(self) -> list[RemoteInfo]:
-        default = self.default()
-        found: dict[str, str] = {}
-        for name in ("config", "config.local"):
-            try:
-                text = (self.repo.dvc_dir / name).read_text()
-            except OSError:
-                continue
-            current = None
-            for line in text.splitlines():
-                stripped = line.strip()
-                match = re.match(r"^\[\s*'?remote\s+\"(.+)\"'?\s*\]$", stripped)
-                if stripped.startswith("["):
-                    current = match[1] if match else None
-                elif current and "=" in stripped:
-                    key, _, value = stripped.partition("=")
-                    if key.strip() == "url":
-                        found[current] = value.strip()
+        config = self._effective()
+        default = config.get("core", {}).get("remote")
+        found = {
+            section[len("remote ") :]: options.get("url", "")
+            for section, options in config.items()
+            if section.startswith("remote ")
+        }
         return [RemoteInfo(name=n, url=u, default=n == default) for n, u in sorted(found.items())]
 
     def default(self) -> str | None:
-        return self.repo._config_value("core", "remote")
+        return self._effective().get("core", {}).get("remote")
 
     def add(self, name: str, url: str, *, default: bool = False, options: dict[str, str] | None = None) -> None:
         """Add a remote to .dvc/config; secrets (passwords, keys) go to .dvc/config.local only."""
@@ -285,7 +313,15 @@ class DvcRemotes:
         if self._dvc is None:
             from dvc.repo import Repo
 
-            self._dvc = Repo(str(self.repo.root))
+            own = self.repo.config()
+            effective = self._effective()
+            override: dict[str, Any] = {}
+            if effective != own:  # remotes known only from a newer commit's config
+                override = {"core": {"remote": effective["core"]["remote"]}, "remote": {}}
+                for section, options in effective.items():
+                    if section.startswith("remote "):
+                        override["remote"][section[len("remote ") :]] = dict(options)
+            self._dvc = Repo(str(self.repo.root), config=override or None)
         return self._dvc
 
     def close(self) -> None:

@@ -158,12 +158,15 @@ class GitRepo:
         return result
 
     def read_blob(self, rev: str, path: str) -> bytes | None:
-        """The bytes of `path` as of `rev` (a commit id or any revision), or None if absent."""
+        """The bytes of `path` as of `rev` (a commit id or any revision; "" for the index), or None."""
         from git.exc import GitCommandError
 
         try:
             _sha, otype, _size, data = self._objects.get_object_data(f"{rev}:{path}")
         except (ValueError, GitCommandError):
+            return None
+        except OSError:  # the batch process went away: start a fresh one next time
+            self.close()
             return None
         return data if otype in (b"blob", "blob") else None
 

@@ -77,8 +77,18 @@ class Repo:
         if self._remotes is None:
             from adaptergit.dvcrepo import DvcRemotes
 
-            self._remotes = DvcRemotes(self.dvc)
+            self._remotes = DvcRemotes(self.dvc, fallback=self._newer_dvc_config)
         return self._remotes
+
+    def _newer_dvc_config(self) -> str | None:
+        """.dvc/config of the branch the user came from, or of the upstream: it may name remotes
+        that an old commit (checked out now) predates."""
+        for rev in ("HEAD@{1}", "@{upstream}", "refs/remotes/origin/HEAD", "main", "master"):
+            commit = self.git.resolve_commit(rev)
+            raw = self.git.read_blob(commit, ".dvc/config") if commit else None
+            if raw and b"remote" in raw:
+                return raw.decode(errors="replace")
+        return None
 
     @classmethod
     def init(cls, path: Path | str = ".") -> Repo:

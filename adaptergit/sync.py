@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from adaptergit.errors import AdapterGitError, NoRemote, TransferFailed
+from adaptergit.errors import AdapterGitError, DvcError, NoRemote, TransferFailed
 from adaptergit.manifest import Version
 from adaptergit.refs import parse_stage_tag, parse_version_tag
 
@@ -69,7 +69,12 @@ def upload(repo: Repo, versions: Sequence[Version], remote: str) -> tuple[str, .
         assert v.manifest is not None
         by_md5.setdefault(v.manifest.weights.md5, []).append(v.ref)
     not_local = [m for m in by_md5 if not repo.dvc.in_cache(m)]
-    missing = repo.remotes.missing(by_md5, remote)
+    try:
+        missing = repo.remotes.missing(by_md5, remote)
+    except DvcError as exc:  # the remote cannot even be asked: nothing arrives
+        raise TransferFailed(
+            "push", remote, sorted(r for refs in by_md5.values() for r in refs), exc.detail
+        ) from exc
     # Weights that are on the remote already need nothing; absent everywhere is an error.
     lost = [m for m in not_local if m in missing]
     if lost:

@@ -113,3 +113,24 @@ def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
     repo = Repo.init(tmp_path / "registry")
     yield repo
     repo.close()
+
+
+# --- real servers on 127.0.0.1 -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from .servers import SSHServer
+
+    server = SSHServer(tmp_path_factory.mktemp("sshd")).setup().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():  # type: ignore[no-untyped-def]
+    from .servers import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()
