@@ -296,3 +296,21 @@ def test_pre_push_stdin_cases(shared, make_adapter, tmp_path: Path) -> None:  # 
     r = _prepush(repo, "\n".join(lines) + "\n")
     assert r.returncode == 0, r.stderr
     assert on_remote(v4.ref)
+
+
+def test_git_remote_over_ssh_with_ssh_dvc_remote(shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Both halves over the same sshd: git by ssh:// URL, weights by dvc-ssh."""
+    ssh_server.trust(Path(os.environ["HOME"]))
+    monkeypatch.setenv("GIT_SSH_COMMAND", ssh_server.ssh_command)
+    repo, bare, srcs = shared(RemoteSpec("ssh", ssh_server.url(tmp_path / "ssh-store"), {}))
+    git(repo.root, "remote", "set-url", "origin", ssh_server.git_url(bare))
+    result = repo.push()
+    assert result.git_remote == "origin" and len(result.uploaded) == 2
+    assert "shared@v0.0.2" in git(bare, "tag", "-l")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", ssh_server.git_url(bare), str(clone))
+    r = cli(clone, "pull", "shared@v0.0.1")
+    assert r.returncode == 0, r.stderr
+    assert sha256(clone / "adapters/shared/adapter_model.safetensors") == sha256(
+        srcs[0] / "adapter_model.safetensors"
+    )
