@@ -74,12 +74,26 @@ def test_commit_log_show_checkout_via_cli(tmp_path: Path, make_adapter) -> None:
     src = make_adapter(seed=1)
     metrics = tmp_path / "m.json"
     metrics.write_text(json.dumps({"eval": {"loss": 1.25}}))
-    r = run("-C", str(reg), "commit", str(src), "--name", "demo", "-m", "first try",
-            "--metrics", str(metrics), "--metric", "accuracy=0.5")
+    r = run(
+        "-C",
+        str(reg),
+        "commit",
+        str(src),
+        "--name",
+        "demo",
+        "-m",
+        "first try",
+        "--metrics",
+        str(metrics),
+        "--metric",
+        "accuracy=0.5",
+    )
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip()
     assert line.startswith("demo@v0.0.1 ") and "base unknown" in line and "KB" in line
-    r = run("-C", str(reg), "commit", str(make_adapter(seed=2)), "--name", "demo", "--bump", "minor")
+    r = run(
+        "-C", str(reg), "commit", str(make_adapter(seed=2)), "--name", "demo", "--bump", "minor"
+    )
     assert r.returncode == 0, r.stderr
 
     r = run("-C", str(reg), "log")
@@ -142,17 +156,32 @@ def _bad_config(src: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "args", "prepare", "message"),
     [
-        ("corrupt safetensors", ["--name", "x"], _corrupt_safetensors, "not a valid safetensors file"),
+        (
+            "corrupt safetensors",
+            ["--name", "x"],
+            _corrupt_safetensors,
+            "not a valid safetensors file",
+        ),
         ("malicious pickle", ["--name", "x"], _malicious_pickle, "refused to load"),
         ("nan weights", ["--name", "x"], _nan_weights, "NaN"),
         ("bad config", ["--name", "x"], _bad_config, "adapter_config.json"),
         ("path name", ["--name", "../../x"], None, "invalid adapter name '../../x'"),
         ("upper name", ["--name", "Bad"], None, "lower-case"),
         ("dotted name", ["--name", "a.b"], None, "GTO"),
-        ("metric not a number", ["--name", "x", "--metric", "loss=abc"], None, "must be a finite number"),
+        (
+            "metric not a number",
+            ["--name", "x", "--metric", "loss=abc"],
+            None,
+            "must be a finite number",
+        ),
         ("metric nan", ["--name", "x", "--metric", "loss=nan"], None, "must be a finite number"),
         ("bad version", ["--name", "x", "--version", "1.0"], None, "expected vMAJOR.MINOR.PATCH"),
-        ("missing base model", ["--name", "x", "--base-model", "/no/such/dir"], None, "/no/such/dir"),
+        (
+            "missing base model",
+            ["--name", "x", "--base-model", "/no/such/dir"],
+            None,
+            "/no/such/dir",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
@@ -230,14 +259,24 @@ def test_two_commits_at_once_get_distinct_versions(tmp_path: Path, make_adapter)
     a, b = make_adapter(seed=1), make_adapter(seed=2)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "adaptergit", "-C", str(reg), "commit", str(src), "--name", "race"],
+            [
+                sys.executable,
+                "-m",
+                "adaptergit",
+                "-C",
+                str(reg),
+                "commit",
+                str(src),
+                "--name",
+                "race",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for src in (a, b)
     ]
-    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
     ok = [r for r in results if r[2] == 0]
     busy = [r for r in results if r[2] != 0]
     assert all("busy" in r[1] for r in busy), busy
@@ -246,7 +285,9 @@ def test_two_commits_at_once_get_distinct_versions(tmp_path: Path, make_adapter)
     ).stdout.split()
     assert len(versions) == len(ok) >= 1
     assert len(set(versions)) == len(versions)
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=reg, capture_output=True, text=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=reg, capture_output=True, text=True
+    )
     assert status.stdout == ""
 
 
@@ -263,7 +304,12 @@ def test_busy_repository_fails_cleanly(tmp_path: Path, make_adapter) -> None:
         f.flush()
         before = snapshot(reg)
         r = run(
-            "-C", str(reg), "commit", str(make_adapter()), "--name", "x",
+            "-C",
+            str(reg),
+            "commit",
+            str(make_adapter()),
+            "--name",
+            "x",
             env={**os.environ, "ADAPTERGIT_LOCK_TIMEOUT": "0.3"},
         )
     assert r.returncode == 75

@@ -24,7 +24,9 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "adaptergit", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "adaptergit", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_repository_hook_scripts_are_one_line_shims() -> None:
@@ -103,7 +105,9 @@ def test_pre_commit_refuses_weight_files(registry: Repo) -> None:
 
 def test_pre_commit_refuses_files_over_the_size_limit(registry: Repo) -> None:
     config = registry.root / ".adaptergit.toml"
-    config.write_text(config.read_text().replace("max_file_size = 52428800", "max_file_size = 1000"))
+    config.write_text(
+        config.read_text().replace("max_file_size = 52428800", "max_file_size = 1000")
+    )
     (registry.root / "blob.dat").write_bytes(os.urandom(5000))
     git(registry.root, "add", "blob.dat", ".adaptergit.toml")
     r = git(registry.root, "commit", "-qm", "big", check=False)
@@ -152,6 +156,11 @@ def test_post_checkout_skips_during_rebase_and_file_checkouts(registry: Repo, ma
 @pytest.mark.parametrize("hook_name", HOOK_NAMES)
 def test_each_hook_runs_from_git(registry: Repo, hook_name: str) -> None:
     path = registry.git.hooks_dir() / hook_name
-    r = subprocess.run([str(path), *(["HEAD", "HEAD", "1"] if hook_name == "post-checkout" else [])],
-                       cwd=registry.root, input="", capture_output=True, text=True)
+    r = subprocess.run(
+        [str(path), *(["HEAD", "HEAD", "1"] if hook_name == "post-checkout" else [])],
+        cwd=registry.root,
+        input="",
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr

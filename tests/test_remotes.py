@@ -30,7 +30,9 @@ def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = 
     return proc.stdout
 
 
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "adaptergit", *args],
         cwd=cwd,
@@ -68,7 +70,9 @@ def remote_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remo
         # Credentials come from the environment, as on a real machine; the endpoint is config.
         os.environ["AWS_ACCESS_KEY_ID"] = "testing"
         os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-        yield RemoteSpec(kind, f"s3://{bucket}/store", {"endpointurl": server.endpoint, "region": "us-east-1"})
+        yield RemoteSpec(
+            kind, f"s3://{bucket}/store", {"endpointurl": server.endpoint, "region": "us-east-1"}
+        )
         os.environ.pop("AWS_ACCESS_KEY_ID", None)
         os.environ.pop("AWS_SECRET_ACCESS_KEY", None)
 
@@ -109,7 +113,9 @@ def test_push_then_pull_in_a_fresh_clone(shared, remote_spec: RemoteSpec, tmp_pa
     assert sha256(weights) == sha256(srcs[0] / "adapter_model.safetensors")
     r = cli(clone, "checkout", "shared@v0.0.2", "--to", str(tmp_path / "v2"))
     assert r.returncode == 0, r.stderr
-    assert sha256(tmp_path / "v2/adapter_model.safetensors") == sha256(srcs[1] / "adapter_model.safetensors")
+    assert sha256(tmp_path / "v2/adapter_model.safetensors") == sha256(
+        srcs[1] / "adapter_model.safetensors"
+    )
 
 
 def test_plain_dvc_pull_works_in_a_clone(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +130,9 @@ def test_plain_dvc_pull_works_in_a_clone(shared, tmp_path: Path) -> None:  # typ
 
 
 @pytest.mark.parametrize("remote_spec", REMOTE_KINDS, indirect=True)
-def test_git_checkout_of_a_version_tag_brings_its_weights(shared, remote_spec: RemoteSpec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_git_checkout_of_a_version_tag_brings_its_weights(
+    shared, remote_spec: RemoteSpec, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     repo, bare, srcs = shared(remote_spec)
     repo.push()
     clone = tmp_path / "clone"
@@ -139,7 +147,7 @@ def test_git_checkout_of_a_version_tag_brings_its_weights(shared, remote_spec: R
 
 def test_plain_git_push_uploads_weights_first(shared, make_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "store"
-    repo, bare, _srcs = shared(RemoteSpec("dir", str(store), {}))
+    repo, _bare, _srcs = shared(RemoteSpec("dir", str(store), {}))
     repo.push()
     v3 = repo.commit(make_adapter(seed=3), name="shared")
     assert v3.manifest is not None
@@ -147,7 +155,10 @@ def test_plain_git_push_uploads_weights_first(shared, make_adapter, tmp_path: Pa
     obj = store / "files/md5" / md5[:2] / md5[2:]
     assert not obj.exists()
     out = subprocess.run(
-        ["git", "push", "-q", "origin", "HEAD", "shared@v0.0.3"], cwd=repo.root, capture_output=True, text=True
+        ["git", "push", "-q", "origin", "HEAD", "shared@v0.0.3"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert obj.exists()
@@ -168,7 +179,11 @@ def test_credentials_stay_out_of_git(registry: Repo, ssh_server) -> None:  # typ
     registry.remote_add(
         "s3store",
         "s3://bucket/path",
-        options={"endpointurl": "http://127.0.0.1:9", "access_key_id": "AKIA", "secret_access_key": "SECRET"},
+        options={
+            "endpointurl": "http://127.0.0.1:9",
+            "access_key_id": "AKIA",
+            "secret_access_key": "SECRET",
+        },
     )
     registry.remote_add("sshstore", "ssh://user:hunter2@127.0.0.1:22/srv/store")
     committed = git(registry.root, "show", "HEAD:.dvc/config")
@@ -195,7 +210,12 @@ def test_remote_down_during_push_publishes_nothing_then_recovers(shared, tmp_pat
         assert len(r.stderr.strip().splitlines()) == 1
         assert git(bare, "tag", "-l") == "" and git(bare, "branch") == ""
         # plain git push through the hook is refused the same way
-        r2 = subprocess.run(["git", "push", "origin", "HEAD", "--tags"], cwd=repo.root, capture_output=True, text=True)
+        r2 = subprocess.run(
+            ["git", "push", "origin", "HEAD", "--tags"],
+            cwd=repo.root,
+            capture_output=True,
+            text=True,
+        )
         assert r2.returncode != 0 and "push aborted" in r2.stderr
         assert git(bare, "tag", "-l") == ""
         server.start()
@@ -223,7 +243,9 @@ def test_killed_push_converges_on_rerun(shared, make_adapter, tmp_path: Path) ->
     assert len(git(bare, "tag", "-l").split()) == 7
     verify = cli(repo.root, "push")
     assert "uploaded nothing" in verify.stdout
-    assert not list((repo.root / ".dvc" / "tmp").glob("*.lock")) or True  # DVC's own locks are flock-based
+    assert (
+        not list((repo.root / ".dvc" / "tmp").glob("*.lock")) or True
+    )  # DVC's own locks are flock-based
 
 
 def test_corrupt_cache_object_is_replaced_from_remote(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -238,7 +260,9 @@ def test_corrupt_cache_object_is_replaced_from_remote(shared, tmp_path: Path) ->
     obj.write_bytes(bytes(data))
     os.chmod(obj, 0o444)
     out = repo.checkout("shared@v0.0.1", to=tmp_path / "v1")
-    assert sha256(out / "adapter_model.safetensors") == sha256(srcs[0] / "adapter_model.safetensors")
+    assert sha256(out / "adapter_model.safetensors") == sha256(
+        srcs[0] / "adapter_model.safetensors"
+    )
     assert sha256(obj) == v1.manifest.weights.sha256  # the cache was repaired too
 
 
@@ -298,7 +322,9 @@ def test_pre_push_stdin_cases(shared, make_adapter, tmp_path: Path) -> None:  # 
     assert on_remote(v4.ref)
 
 
-def test_git_remote_over_ssh_with_ssh_dvc_remote(shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_git_remote_over_ssh_with_ssh_dvc_remote(
+    shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     """Both halves over the same sshd: git by ssh:// URL, weights by dvc-ssh."""
     ssh_server.trust(Path(os.environ["HOME"]))
     monkeypatch.setenv("GIT_SSH_COMMAND", ssh_server.ssh_command)
