@@ -153,6 +153,34 @@ def _bad_config(src: Path) -> None:
     (src / "adapter_config.json").write_text('["not", "an", "object"]')
 
 
+def _no_peft_type(src: Path) -> None:
+    config = json.loads((src / "adapter_config.json").read_text())
+    del config["peft_type"]
+    (src / "adapter_config.json").write_text(json.dumps(config))
+
+
+def _zero_size_tensor(src: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(src / "adapter_model.safetensors"))
+    name = next(iter(tensors))
+    tensors[name] = tensors[name][:0]
+    save_file(tensors, str(src / "adapter_model.safetensors"))
+
+
+def _duplicate_header_keys(src: Path) -> None:
+    path = src / "adapter_model.safetensors"
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + n].decode()
+    first = header.index('"', 1)
+    key = header[1 : header.index('"', first + 1) + 1]
+    entry_start = header.index("{", 1)
+    entry = header[entry_start : header.index("}", entry_start) + 1]
+    raw = ("{" + f"{key}:{entry}," + header[1:]).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
+
+
 @pytest.mark.parametrize(
     ("case", "args", "prepare", "message"),
     [
@@ -165,6 +193,9 @@ def _bad_config(src: Path) -> None:
         ("malicious pickle", ["--name", "x"], _malicious_pickle, "refused to load"),
         ("nan weights", ["--name", "x"], _nan_weights, "NaN"),
         ("bad config", ["--name", "x"], _bad_config, "adapter_config.json"),
+        ("no peft_type", ["--name", "x"], _no_peft_type, "peft_type"),
+        ("zero-size tensor", ["--name", "x"], _zero_size_tensor, "zero"),
+        ("duplicate header keys", ["--name", "x"], _duplicate_header_keys, "duplicate"),
         ("path name", ["--name", "../../x"], None, "invalid adapter name '../../x'"),
         ("upper name", ["--name", "Bad"], None, "lower-case"),
         ("dotted name", ["--name", "a.b"], None, "GTO"),
