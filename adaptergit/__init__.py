@@ -10,16 +10,29 @@ from typing import TYPE_CHECKING, Any
 from adaptergit.errors import AdapterGitError
 
 if TYPE_CHECKING:
+    from adaptergit.loading import BaseCheck, check_base, load
     from adaptergit.manifest import Manifest, Version
     from adaptergit.repo import AdapterGitWarning, Repo
 
-__all__ = ["AdapterGitError", "AdapterGitWarning", "Manifest", "Repo", "Version"]
+__all__ = [
+    "AdapterGitError",
+    "AdapterGitWarning",
+    "BaseCheck",
+    "Manifest",
+    "Repo",
+    "Version",
+    "check_base",
+    "load",
+]
 
 _LAZY = {
     "Repo": "adaptergit.repo",
     "AdapterGitWarning": "adaptergit.repo",
     "Version": "adaptergit.manifest",
     "Manifest": "adaptergit.manifest",
+    "load": "adaptergit.loading",
+    "check_base": "adaptergit.loading",
+    "BaseCheck": "adaptergit.loading",
 }
 
 

@@ -84,7 +84,9 @@ def init(path: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="JSON file of metrics (repeatable).",
 )
-@click.option("--metric", "metric_args", multiple=True, metavar="KEY=VALUE", help="One metric (repeatable).")
+@click.option(
+    "--metric", "metric_args", multiple=True, metavar="KEY=VALUE", help="One metric (repeatable)."
+)
 @click.option("--base-model", help="Base model directory, or a hub id found in the local HF cache.")
 @click.option("--version", "version", metavar="vX.Y.Z", help="Version to record (default: bump).")
 @click.option(
@@ -175,10 +177,11 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.pass_context
 def checkout(ctx: click.Context, ref: str, to: Path | None, force: bool) -> None:
     """Restore a version into adapters/NAME (HEAD does not move), or into --to DIR."""
-    repo = _open_repo(ctx)
-    folder = repo.checkout(ref, to=to, force=force)
-    version = repo.resolve(ref)
-    click.echo(f"{version.ref} -> {folder}")
+    import json
+
+    folder = _open_repo(ctx).checkout(ref, to=to, force=force)
+    recorded = json.loads((folder / "manifest.json").read_text())  # what was just written
+    click.echo(f"{recorded['name']}@{recorded['version']} -> {folder}")
 
 
 @cli.group()
@@ -199,7 +202,9 @@ def remote() -> None:
     help="A DVC remote option (endpointurl, region, ...); secrets go to .dvc/config.local only.",
 )
 @click.pass_context
-def remote_add(ctx: click.Context, name: str, url: str, default: bool, options: tuple[str, ...]) -> None:
+def remote_add(
+    ctx: click.Context, name: str, url: str, default: bool, options: tuple[str, ...]
+) -> None:
     """Add DVC remote NAME at URL, and commit .dvc/config (credentials stay uncommitted)."""
     parsed = {}
     for option in options:
@@ -218,10 +223,14 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
     """List the DVC remotes; the default is marked with *."""
     remotes = _open_repo(ctx).remotes.configured()
     if as_json:
-        _echo_json({"remotes": [{"name": r.name, "url": r.url, "default": r.default} for r in remotes]})
+        _echo_json(
+            {"remotes": [{"name": r.name, "url": r.url, "default": r.default} for r in remotes]}
+        )
         return
     if not remotes:
-        click.echo("no DVC remotes; add one with `adaptergit remote add NAME URL --default`", err=True)
+        click.echo(
+            "no DVC remotes; add one with `adaptergit remote add NAME URL --default`", err=True
+        )
     for r in remotes:
         click.echo(f"{'*' if r.default else ' '} {r.name}\t{r.url}")
 
@@ -231,7 +240,9 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
 @click.option("--remote", "-r", help="DVC remote (default: the configured default).")
 @click.option("--git-remote", help="Git remote (default: the branch's upstream, else origin).")
 @click.pass_context
-def push(ctx: click.Context, refs: tuple[str, ...], remote: str | None, git_remote: str | None) -> None:
+def push(
+    ctx: click.Context, refs: tuple[str, ...], remote: str | None, git_remote: str | None
+) -> None:
     """Upload the versions' weights (default: all reachable from HEAD), then push git refs."""
     result = _open_repo(ctx).push(refs, remote=remote, git_remote=git_remote)
     uploaded = ", ".join(result.uploaded) if result.uploaded else "nothing (all there already)"
@@ -242,9 +253,13 @@ def push(ctx: click.Context, refs: tuple[str, ...], remote: str | None, git_remo
         click.echo(f"git: pushed {len(result.git_refs)} ref(s) to {result.git_remote}")
 
 
-def _fetch_command(ctx: click.Context, refs: tuple[str, ...], remote: str | None, checkout: bool, force: bool) -> None:
+def _fetch_command(
+    ctx: click.Context, refs: tuple[str, ...], remote: str | None, checkout: bool, force: bool
+) -> None:
     repo = _open_repo(ctx)
-    result = repo.pull(refs, remote=remote, force=force) if checkout else repo.fetch(refs, remote=remote)
+    result = (
+        repo.pull(refs, remote=remote, force=force) if checkout else repo.fetch(refs, remote=remote)
+    )
     fetched = ", ".join(result.fetched) if result.fetched else "nothing (all in the cache already)"
     click.echo(f"fetched {fetched}")
     if checkout:
@@ -321,6 +336,201 @@ def hook(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
     ctx.exit(hooks_mod.run(name, args, cwd=ctx.obj["path"]))
 
 
+# --- compare and maintain ---------------------------------------------------------------------
+
+PROGRESS_MIN_BYTES = 300_000_000  # a bar for work over a few hundred MB, and only on a terminal
+
+
+def _color() -> bool:
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+class _Bar:
+    """A progress callback (done, total bytes) that draws a bar on stderr for large work."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.total = 0
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total != self.total:
+            self.close()
+            self.total = total
+            if total >= PROGRESS_MIN_BYTES and sys.stderr.isatty():
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+        self.bar, self.done = None, 0
+
+
+@cli.command()
+@click.argument("ref_a")
+@click.argument("ref_b")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def diff(ctx: click.Context, ref_a: str, ref_b: str, as_json: bool) -> None:
+    """Compare two versions: config fields, metrics, base model, and the weights per module.
+
+    For LoRA pairs: relative change and cosine similarity of the effective updates B @ A * scaling.
+    """
+    from adaptergit.render import diff_lines
+
+    result = _open_repo(ctx).diff(ref_a, ref_b)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    for line in diff_lines(result, color=_color()):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("ref", required=False)
+@click.option("--all", "all_versions", is_flag=True, help="Check every registered version.")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also check the default DVC remote holds the weights (of REF, else of HEAD's versions).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--base-model",
+    type=click.Path(path_type=Path),
+    help="Instead, check that REF fits this base model folder: LoRA shapes and fingerprint.",
+)
+@click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="With --base-model: a base with other weights (shapes fit) warns instead of failing.",
+)
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    ref: str | None,
+    all_versions: bool,
+    remote: bool,
+    as_json: bool,
+    base_model: Path | None,
+    allow_mismatch: bool,
+) -> None:
+    """Re-hash weights in the work tree and the DVC cache against the manifests' sha256.
+
+    Checks REF, every version with --all, or by default the versions checked out. One line per
+    problem; the exit status is 1 when there is any. With --base-model, checks instead that
+    REF loads on that base model, as adaptergit.load does.
+    """
+    if base_model is not None:
+        _verify_base_model(ctx, ref, base_model, allow_mismatch, as_json)
+        return
+    if ref and all_versions:
+        raise click.UsageError("give either REF or --all, not both")
+    bar = _Bar("verifying")
+    try:
+        problems = _open_repo(ctx).verify(ref, all=all_versions, remote=remote, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        _echo_json({"ok": not problems, "problems": [p.to_dict() for p in problems]})
+    else:
+        for problem in problems:
+            click.echo(problem.line)
+        if not problems:
+            click.echo(
+                "ok: weights match their manifests" + (" and are on the remote" if remote else "")
+            )
+    if problems:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--no-remote", is_flag=True, help="Do not ask the DVC remote what it holds.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, no_remote: bool) -> None:
+    """Show adapters changed since their latest version, weights not pushed or lost, missing hooks."""
+    from adaptergit.render import status_lines
+
+    bar = _Bar("hashing")
+    try:
+        report = _open_repo(ctx).status(progress=bar, remote=not no_remote)
+    finally:
+        bar.close()
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    for line in status_lines(report, color=_color()):
+        click.echo(line)
+
+
+@cli.command()
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep only the N highest versions of each adapter.",
+)
+@click.option(
+    "--keep-stages/--no-keep-stages",
+    default=True,
+    show_default=True,
+    help="Keep versions that hold a stage.",
+)
+@click.option("--remote", is_flag=True, help="Also delete them from the default DVC remote.")
+@click.option(
+    "--dry-run", "-n", is_flag=True, help="Only list what would be removed, and how many bytes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def gc(
+    ctx: click.Context,
+    keep_last: int | None,
+    keep_stages: bool,
+    remote: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove weights that no kept version needs from the DVC cache (and, with --remote, the remote).
+
+    Always kept: each adapter's latest version, staged versions, whatever any branch, HEAD or other
+    tag references, and the work tree. Without --keep-last every registered version is kept too.
+    """
+    from adaptergit.render import gc_lines
+
+    report = _open_repo(ctx).gc(
+        keep_last=keep_last, keep_stages=keep_stages, remote=remote, dry_run=dry_run
+    )
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    for line in gc_lines(report):
+        click.echo(line)
+
+
+@cli.command(hidden=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def textconv(ctx: click.Context, path: Path) -> None:
+    """Print a manifest or weights pointer as git diff shows it (the diff driver's textconv)."""
+    from adaptergit.diff import textconv_file
+    from adaptergit.gitrepo import GitRepo
+
+    try:
+        git = GitRepo(ctx.obj["path"])
+    except errors.AdapterGitError:
+        git = None
+    for line in textconv_file(path, git):
+        click.echo(line)
+
+
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     click.echo(f"adaptergit: warning: {message}", err=True)
 
@@ -363,3 +573,65 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     sys.exit(main())
+
+
+# --- base models, stages, the demo --------------------------------------------------------------
+
+
+def _verify_base_model(
+    ctx: click.Context, ref: str | None, base_model: Path, allow_mismatch: bool, as_json: bool
+) -> None:
+    """`verify REF --base-model PATH`: the check `adaptergit.load` makes, without loading."""
+    from adaptergit.loading import check_base
+
+    if not ref:
+        raise click.UsageError("--base-model needs REF: the version to check")
+    check = check_base(ref, base_model, _open_repo(ctx), allow_base_mismatch=allow_mismatch)
+    if as_json:
+        _echo_json(check.to_dict())
+        return
+    actual = check.actual.short if check.actual is not None else "-"
+    outcome = {
+        "exact": f"the base model matches exactly (content {actual})",
+        "weights-differ": f"same tensors, other weights ({actual}); allowed by --allow-mismatch",
+        "structure-differs": f"other tensors whose shapes fit ({actual}); allowed by --allow-mismatch",
+        "unrecorded": "the version recorded no base fingerprint; LoRA shapes fit",
+    }.get(check.status, check.status)
+    click.echo(f"{check.ref}: {outcome}; {check.modules} LoRA modules fit {check.base}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--stage", "-s", required=True, help="Stage to assign, e.g. prod or best.")
+@click.option("-m", "--message", default="", help="Tag message (default: GTO's).")
+@click.pass_context
+def assign(ctx: click.Context, ref: str, stage: str, message: str) -> None:
+    """Assign a stage to the version REF names, with a GTO tag NAME#STAGE#N (as `gto assign`)."""
+    event = _open_repo(ctx).assign(ref, stage, message=message)
+    click.echo(f"assigned #{event.stage} to {event.name}@{event.version} (tag {event.tag})")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--stage", "-s", required=True, help="Stage to take away.")
+@click.option("-m", "--message", default="", help="Tag message (default: GTO's).")
+@click.pass_context
+def unassign(ctx: click.Context, name: str, stage: str, message: str) -> None:
+    """Take a stage away from adapter NAME, with GTO tags NAME#STAGE!#N (as `gto unassign`)."""
+    for event in _open_repo(ctx).unassign(name, stage, message=message):
+        click.echo(f"unassigned #{event.stage} from {event.name}@{event.version} (tag {event.tag})")
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def demo(directory: Path | None) -> None:
+    """Run the whole workflow on a tiny built-in model, nothing to download, in under a minute.
+
+    Trains a LoRA with the Trainer callback, versions three epochs, marks the best, pushes to a
+    directory remote, clones the registry elsewhere, pulls the first version and loads it with
+    PEFT. DIR defaults to a new temporary folder.
+    """
+    from adaptergit.demo import run_demo
+
+    result = run_demo(directory, echo=click.echo, progress=sys.stdout.isatty())
+    click.echo(f"\ndone in {result.seconds:.1f} s; everything is in {result.directory}")

@@ -41,7 +41,9 @@ class RepoConfig:
         hooks = data.get("hooks", {})
         size = hooks.get("max_file_size", DEFAULT_MAX_FILE_SIZE)
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise InvalidConfig(path, "must be a positive number of bytes", key="hooks.max_file_size")
+            raise InvalidConfig(
+                path, "must be a positive number of bytes", key="hooks.max_file_size"
+            )
         schema = data.get("schema_version", 1)
         if not isinstance(schema, int):
             raise InvalidConfig(path, "must be an integer", key="schema_version")

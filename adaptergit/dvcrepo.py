@@ -155,6 +155,61 @@ class DvcRepo:
     def gitignore_entry(filename: str) -> str:
         return f"/{filename}"
 
+    # --- listing and garbage collection (adaptergit gc) -------------------------------------
+
+    def cache_objects(self) -> dict[str, int]:
+        """md5 (``.dir`` suffix kept) -> size of every object in the cache's ``files/md5`` tree."""
+        base = self.cache_dir / "files" / "md5"
+        found: dict[str, int] = {}
+        try:
+            prefixes = list(os.scandir(base))
+        except FileNotFoundError:
+            return found
+        for prefix in prefixes:
+            if len(prefix.name) != 2 or not prefix.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(prefix.path):
+                oid = prefix.name + entry.name
+                if _OBJECT_ID.match(oid) and entry.is_file(follow_symlinks=False):
+                    found[oid] = entry.stat(follow_symlinks=False).st_size
+        return found
+
+    def remove_objects(self, md5s: Any) -> int:
+        """Delete these cache objects (read-only files in writable directories); bytes freed."""
+        freed = 0
+        for md5 in sorted(set(md5s)):
+            path = self.cache_path(md5)
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            freed += size
+            with contextlib.suppress(OSError):  # DVC leaves empty prefix directories; so do we
+                path.parent.rmdir()
+        return freed
+
+    def dir_entries(self, oid: str) -> set[str]:
+        """md5s of the files listed by a cached ``.dir`` object (a tracked directory)."""
+        try:
+            import json
+
+            listing = json.loads(self.cache_path(oid).read_bytes())
+        except (OSError, ValueError):
+            return set()
+        if not isinstance(listing, list):
+            return set()
+        return {e["md5"] for e in listing if isinstance(e, dict) and isinstance(e.get("md5"), str)}
+
+
+_OBJECT_ID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_MD5_FIELD = re.compile(r"\bmd5:\s*['\"]?([0-9a-f]{32}(?:\.dir)?)\b")
+
+
+def md5s_in(text: str) -> set[str]:
+    """Every object id a ``.dvc`` file or ``dvc.lock`` refers to (``.dir`` ids included)."""
+    return set(_MD5_FIELD.findall(text))
+
 
 class NewObject:
     """A cache object being written; it becomes visible only once its md5 is known."""
@@ -259,7 +314,9 @@ class DvcRemotes:
         if self._fallback_config is None:
             text = self._fallback()
             self._fallback_config = parse_config(text) if text else {}
-        extra = {k: v for k, v in self._fallback_config.items() if k == "core" or k.startswith("remote ")}
+        extra = {
+            k: v for k, v in self._fallback_config.items() if k == "core" or k.startswith("remote ")
+        }
         if not extra.get("core", {}).get("remote"):
             return config
         merged = {k: dict(v) for k, v in config.items()}
@@ -283,7 +340,9 @@ class DvcRemotes:
     def default(self) -> str | None:
         return self._effective().get("core", {}).get("remote")
 
-    def add(self, name: str, url: str, *, default: bool = False, options: dict[str, str] | None = None) -> None:
+    def add(
+        self, name: str, url: str, *, default: bool = False, options: dict[str, str] | None = None
+    ) -> None:
         """Add a remote to .dvc/config; secrets (passwords, keys) go to .dvc/config.local only."""
         from dvc.config import Config
 
@@ -343,6 +402,50 @@ class DvcRemotes:
             raise DvcError("status", _one_line(exc)) from exc
         return {h.value for h in (status.new | status.missing)} - {h.value for h in status.ok}
 
+    def local_path(self, remote: str) -> Path | None:
+        """The directory of a remote on a local filesystem, or None for any other kind."""
+        url = next((r.url for r in self.configured() if r.name == remote), None)
+        if url is None:
+            return None
+        if url.startswith("file://"):
+            url = url[len("file://") :]
+        elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url) or re.match(r"^[^/]+@[^/:]+:", url):
+            return None
+        path = Path(os.path.expanduser(url))
+        # DVC stores a relative remote path relative to the config file, i.e. to .dvc/.
+        return path if path.is_absolute() else (self.repo.dvc_dir / path).resolve()
+
+    def missing_quick(self, md5s: Any, remote: str) -> set[str]:
+        """`missing`, answered by stat calls alone when the remote is a local directory.
+
+        DVC's own check of a local remote is the same existence test, but importing DVC costs
+        about a second; `adaptergit status` must not.
+        """
+        base = self.local_path(remote)
+        if base is None:
+            return self.missing(md5s, remote)
+        return {m for m in set(md5s) if not (base / "files" / "md5" / m[:2] / m[2:]).is_file()}
+
+    def remove(self, md5s: Any, remote: str) -> set[str]:
+        """Delete these objects from the remote through DVC's object database (as ``dvc gc -c``)."""
+        wanted = sorted(set(md5s))
+        if not wanted:
+            return set()
+        try:
+            from dvc_data.hashfile.db import get_index
+
+            odb = self._repo().cloud.get_remote_odb(remote, "gc -c", hash_name="md5")
+            present = set(odb.oids_exist(wanted))
+            paths = [odb.oid_to_path(m) for m in wanted if m in present]
+            if paths:
+                odb.fs.remove(paths)
+                index = get_index(odb)
+                if index is not None:
+                    index.clear()
+        except Exception as exc:
+            raise DvcError("gc", _one_line(exc)) from exc
+        return {m for m in wanted if m in present}
+
     def push(self, md5s: Any, remote: str | None = None) -> TransferOutcome:
         return self._transfer("push", md5s, remote)
 
@@ -355,7 +458,8 @@ class DvcRemotes:
             return TransferOutcome(transferred=frozenset(), failed=frozenset())
         cloud = self._repo().cloud
         try:
-            result = getattr(cloud, direction)(self._hash_infos(wanted), remote=remote)
+            with _progress_bars():
+                result = getattr(cloud, direction)(self._hash_infos(wanted), remote=remote)
         except Exception as exc:  # connection refused, auth, missing bucket: all end the transfer
             return TransferOutcome(
                 transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
@@ -367,6 +471,25 @@ class DvcRemotes:
             transferred=frozenset(h.value for h in result.transferred),
             failed=frozenset(failed),
         )
+
+
+@contextlib.contextmanager
+def _progress_bars() -> Iterator[None]:
+    """Let DVC draw its transfer bars (files, and bytes per file) on a terminal.
+
+    DVC hides them unless its logger is at INFO; nothing else is logged, as no handler is set.
+    """
+    import logging
+    import sys
+
+    logger = logging.getLogger("dvc")
+    previous = logger.level
+    if sys.stderr.isatty():
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -40,7 +40,9 @@ class InvalidName(InvalidInput):
 
 
 class InvalidVersion(InvalidInput):
-    def __init__(self, version: str, reason: str = "expected vMAJOR.MINOR.PATCH, e.g. v1.2.0") -> None:
+    def __init__(
+        self, version: str, reason: str = "expected vMAJOR.MINOR.PATCH, e.g. v1.2.0"
+    ) -> None:
         self.version = version
         self.reason = reason
         super().__init__(f"invalid version {version!r}: {reason}")
@@ -126,9 +128,7 @@ class NothingToCommit(AdapterGitError):
     def __init__(self, name: str, version: str) -> None:
         self.name = name
         self.version = version
-        super().__init__(
-            f"nothing to commit: weights and config are identical to {name}@{version}"
-        )
+        super().__init__(f"nothing to commit: weights and config are identical to {name}@{version}")
 
 
 class VersionExists(AdapterGitError):
@@ -160,9 +160,7 @@ class UnknownVersion(AdapterGitError):
         self.name = name
         self.version = version
         self.known = list(known)
-        super().__init__(
-            f"{name} has no version {version!r}; its versions: {_listing(self.known)}"
-        )
+        super().__init__(f"{name} has no version {version!r}; its versions: {_listing(self.known)}")
 
 
 class UnknownRevision(AdapterGitError):
@@ -259,7 +257,9 @@ class NoRemote(AdapterGitError):
 
 
 class TransferFailed(AdapterGitError):
-    def __init__(self, direction: str, remote: str, refs: Iterable[str], reason: str | None = None) -> None:
+    def __init__(
+        self, direction: str, remote: str, refs: Iterable[str], reason: str | None = None
+    ) -> None:
         self.direction = direction
         self.remote = remote
         self.refs = sorted(set(refs))
@@ -269,4 +269,101 @@ class TransferFailed(AdapterGitError):
             f"{direction} {where} DVC remote {remote!r} failed{why}; weights that did not arrive: "
             f"{_listing(self.refs)}"
             + ("; nothing was pushed to git" if direction == "push" else "")
+        )
+
+
+# --- PEFT models, base models, stages -------------------------------------------------------------
+
+
+class NotAPeftModel(InvalidInput):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(
+            f"expected an adapter folder or a peft.PeftModel, got {kind}; "
+            "wrap the model with peft.get_peft_model first"
+        )
+
+
+class UnknownPeftAdapter(InvalidInput):
+    """`adapter_name=` or `names=` names an adapter that the PeftModel does not have."""
+
+    def __init__(self, adapter_name: str, known: Iterable[str]) -> None:
+        self.adapter_name = adapter_name
+        self.known = sorted(known)
+        super().__init__(
+            f"the PeftModel has no adapter {adapter_name!r}; its adapters: {_listing(self.known)}"
+        )
+
+
+class IncompatibleBaseModel(AdapterGitError):
+    """A LoRA module of the version does not fit the base model: it can never load there."""
+
+    def __init__(
+        self,
+        ref: str,
+        module: str,
+        expected: tuple[int, ...] | None,
+        actual: tuple[int, ...] | None,
+        base: str = "",
+    ) -> None:
+        self.ref = ref
+        self.module = module
+        self.expected = expected
+        self.actual = actual
+        self.base = base
+        where = f" {base}" if base else ""
+        if actual is None:
+            found = "the base model has no such module"
+        else:
+            found = f"its weight there is {list(actual)}"
+        super().__init__(
+            f"{ref} does not fit the base model{where}: module {module} needs a weight of shape "
+            f"{list(expected) if expected is not None else '?'}, but {found}"
+        )
+
+
+class BaseModelMismatch(AdapterGitError):
+    """The base model fits the adapter's shapes but is not the one the version was trained on."""
+
+    def __init__(self, ref: str, kind: str, expected: str, actual: str, base: str = "") -> None:
+        self.ref = ref
+        self.kind = kind  # "weights" (same structure) or "structure" (other tensors, shapes fit)
+        self.expected = expected
+        self.actual = actual
+        self.base = base
+        what = "its weights differ" if kind == "weights" else "its tensors differ"
+        where = f" {base}" if base else ""
+        super().__init__(
+            f"{ref} was trained on base model {expected[:12]}, but the base model{where} is "
+            f"{actual[:12]} ({what}); pass allow_base_mismatch=True (--allow-mismatch) to load it anyway"
+        )
+
+
+class BaseModelUnverifiable(AdapterGitError):
+    """An in-memory base model whose weight files cannot be found, so its fingerprint is unknown."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        self.ref = ref
+        self.reason = reason
+        super().__init__(
+            f"cannot check the base model for {ref}: {reason}; pass base_model_path= (the folder "
+            "it was loaded from) or allow_base_mismatch=True"
+        )
+
+
+class StageAlreadyAssigned(AdapterGitError):
+    def __init__(self, name: str, stage: str, version: str) -> None:
+        self.name = name
+        self.stage = stage
+        self.version = version
+        super().__init__(f"{name}@{version} is already in stage {stage!r}")
+
+
+class StageNotAssigned(AdapterGitError):
+    def __init__(self, name: str, stage: str, assigned: Iterable[str]) -> None:
+        self.name = name
+        self.stage = stage
+        self.assigned = sorted(assigned)
+        super().__init__(
+            f"no version of {name} is in stage {stage!r}; its stages: {_listing(self.assigned)}"
         )

@@ -87,7 +87,9 @@ class RepoLock:
     def __init__(self, path: Path, timeout: float | None = None) -> None:
         self.path = path
         env = os.environ.get("ADAPTERGIT_LOCK_TIMEOUT")
-        self.timeout = float(env) if timeout is None and env else (timeout if timeout is not None else 10.0)
+        self.timeout = (
+            float(env) if timeout is None and env else (timeout if timeout is not None else 10.0)
+        )
         self._fd: int | None = None
 
     def acquire(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,16 @@ class GitRepo:
         # `adaptergit log` open a repository on every call.
         where = Path(path)
         proc = subprocess.run(
-            ["git", "rev-parse", "--is-bare-repository", "--show-toplevel", "--git-common-dir"],
+            [
+                "git",
+                "rev-parse",
+                "--is-bare-repository",
+                "--show-toplevel",
+                "--git-common-dir",
+                "--absolute-git-dir",
+                "--git-path",
+                "hooks",
+            ],
             cwd=where if where.is_dir() else where.parent,
             capture_output=True,
             text=True,
@@ -47,25 +56,36 @@ class GitRepo:
         lines = proc.stdout.splitlines()
         if proc.returncode != 0 or not where.exists():
             raise NotARepository(where.resolve(), "inside a git repository")
-        if lines[0] == "true" or len(lines) < 3:
+        if lines[0] == "true" or len(lines) < 5:
             raise NotARepository(where.resolve(), "a git work tree (it is bare)")
         self.root = Path(lines[1])
+        base = where if where.is_dir() else where.parent
         common = Path(lines[2])
-        self.git_dir = common if common.is_absolute() else (where / common).resolve()
+        self.git_dir = common if common.is_absolute() else (base / common).resolve()
+        self._own_git_dir = Path(lines[3])  # differs from git_dir in a linked worktree
+        hooks = Path(lines[4])  # honours core.hooksPath
+        self._hooks_dir = hooks if hooks.is_absolute() else (base / hooks).resolve()
         self._git: Any = None
 
     @classmethod
     def init(cls, path: Path | str) -> GitRepo:
-        """Open the repository at or above `path`, creating one at `path` if there is none."""
+        """Open the work tree rooted at `path`, or create a repository there, as `git init` does.
+
+        A `path` inside another repository's work tree gets a repository of its own rather than
+        turning the enclosing one into a registry.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         try:
-            return cls(path)
+            existing = cls(path)
+            if existing.root.resolve() == path.resolve():
+                return existing
         except NotARepository:
-            import git
+            pass
+        import git
 
-            git.Repo.init(path).close()
-            return cls(path)
+        git.Repo.init(path).close()
+        return cls(path)
 
     def close(self) -> None:
         if self._git is not None:
@@ -116,7 +136,9 @@ class GitRepo:
         """The full commit id that `rev` names, or None."""
         if rev.startswith("-"):
             return None
-        out = self._run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        out = self._run(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False
+        )
         return out.strip() or None
 
     def tags(self, patterns: Sequence[str] = ()) -> list[TagInfo]:
@@ -132,9 +154,7 @@ class GitRepo:
                 "%(contents)",
             ]
         )
-        out = self._run(
-            "for-each-ref", f"--format={fmt}%1e", *(patterns or ["refs/tags"])
-        )
+        out = self._run("for-each-ref", f"--format={fmt}%1e", *(patterns or ["refs/tags"]))
         result = []
         for record in out.split("\x1e"):
             record = record.lstrip("\n")
@@ -170,12 +190,34 @@ class GitRepo:
             return None
         return data if otype in (b"blob", "blob") else None
 
-    def read_blobs(self, items: Iterable[tuple[str, str]]) -> list[bytes | None]:
-        return [self.read_blob(rev, path) for rev, path in items]
+    def read_blobs(self, items: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """Many blobs in one ``git cat-file --batch`` round trip (None for each one absent)."""
+        if not items:
+            return []
+        request = "".join(f"{rev}:{path}\n" for rev, path in items).encode()
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.root, input=request, capture_output=True
+        )
+        out = proc.stdout
+        results: list[bytes | None] = []
+        pos = 0
+        for _ in items:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[1] != b"missing":
+                size = int(header[2])
+                results.append(out[pos : pos + size] if header[1] == b"blob" else None)
+                pos += size + 1
+            else:
+                results.append(None)
+        return results
 
     def list_dir(self, rev: str, path: str) -> list[str]:
         """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
-        out = self._run("ls-tree", "--name-only", "-z", rev, "--", path.rstrip("/") + "/", check=False)
+        out = self._run(
+            "ls-tree", "--name-only", "-z", rev, "--", path.rstrip("/") + "/", check=False
+        )
         return [Path(p).name for p in out.split("\x00") if p]
 
     def tree_entries(self, rev: str, path: str) -> dict[str, str]:
@@ -216,11 +258,13 @@ class GitRepo:
         *,
         tag: str | None = None,
         tag_message: str = "",
+        more_tags: Sequence[tuple[str, str]] = (),
     ) -> str:
         """Commit the working-tree state of exactly `paths` on top of HEAD, with an annotated tag.
 
         Other staged changes stay staged and out of the commit: the tree is built in a temporary
         index. HEAD and the tag move in one ref transaction, so neither exists without the other.
+        `more_tags` ((name, message) pairs) join the same transaction.
         """
         parent = self.head()
         with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
@@ -234,26 +278,28 @@ class GitRepo:
             commit_args[2:2] = ["-p", parent]
         commit = self._run(*commit_args, input=message.encode()).strip()
         commands = [f"update HEAD {commit} {parent or ZERO_SHA}"]
-        if tag:
-            tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        all_tags = ([(tag, tag_message)] if tag else []) + list(more_tags)
+        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip() if all_tags else ""
+        for tag_name, text in all_tags:
             body = (
-                f"object {commit}\ntype commit\ntag {tag}\ntagger {tagger}\n\n"
-                f"{tag_message.rstrip()}\n"
+                f"object {commit}\ntype commit\ntag {tag_name}\ntagger {tagger}\n\n"
+                f"{text.rstrip()}\n"
             )
             tag_oid = self._run("mktag", input=body.encode()).strip()
-            commands.append(f"create refs/tags/{tag} {tag_oid}")
+            commands.append(f"create refs/tags/{tag_name} {tag_oid}")
         subject = message.splitlines()[0] if message else ""
         script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
-        self._run(
-            "update-ref", "-m", f"commit: {subject}", "--stdin", input=script.encode()
-        )
+        self._run("update-ref", "-m", f"commit: {subject}", "--stdin", input=script.encode())
         # The user's index now agrees with the new HEAD for these paths; the rest is untouched.
         self._run("reset", "--quiet", commit, "--", *paths, check=False)
         return commit
 
-    def create_tag(self, name: str, commit: str, message: str) -> None:
-        """Create an annotated tag, failing if it exists."""
+    def create_tag(self, name: str, commit: str, message: str, *, when: int | None = None) -> None:
+        """Create an annotated tag, failing if it exists; `when` overrides the tagger date (unix s)."""
         tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        if when is not None:  # "Name <email> 1700000000 +0000": replace the seconds
+            ident, _seconds, zone = tagger.rsplit(" ", 2)
+            tagger = f"{ident} {int(when)} {zone}"
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
         tag_oid = self._run("mktag", input=body.encode()).strip()
         self._run("update-ref", f"refs/tags/{name}", tag_oid, ZERO_SHA)
@@ -295,7 +341,9 @@ class GitRepo:
             return "origin"
         return names[0] if len(names) == 1 else None
 
-    def push(self, remote: str, refspecs: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    def push(
+        self, remote: str, refspecs: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> str:
         """``git push`` (hooks run as usual); raises GitError with git's last line on failure."""
         proc = subprocess.run(
             ["git", "push", "--porcelain", remote, *refspecs],
@@ -318,12 +366,16 @@ class GitRepo:
         return set(out.split())
 
     def changed_files(self, old: str, new: str, pathspecs: Sequence[str]) -> list[str]:
-        out = self._run("diff", "--name-only", "-z", "--no-renames", old, new, "--", *pathspecs, check=False)
+        out = self._run(
+            "diff", "--name-only", "-z", "--no-renames", old, new, "--", *pathspecs, check=False
+        )
         return [p for p in out.split("\x00") if p]
 
     def staged_files(self) -> list[tuple[str, str, str]]:
         """(status, path, blob id) of files staged for the next commit (added/modified/renamed)."""
-        out = self._run("diff", "--cached", "--name-status", "-z", "--no-renames", "--diff-filter=ACMR")
+        out = self._run(
+            "diff", "--cached", "--name-status", "-z", "--no-renames", "--diff-filter=ACMR"
+        )
         parts = [p for p in out.split("\x00") if p]
         result = []
         for status, path in zip(parts[::2], parts[1::2], strict=False):
@@ -334,25 +386,148 @@ class GitRepo:
         """Sizes of objects (e.g. ``:path`` for the staged version) via one cat-file call."""
         if not objects:
             return []
-        out = self._run("cat-file", "--batch-check=%(objectsize)", input="\n".join(objects).encode() + b"\n")
+        out = self._run(
+            "cat-file", "--batch-check=%(objectsize)", input="\n".join(objects).encode() + b"\n"
+        )
         sizes = []
         for line in out.splitlines():
             sizes.append(int(line) if line.strip().isdigit() else -1)
         return sizes
 
     def hooks_dir(self) -> Path:
-        configured = self.config_get("core.hooksPath")
-        if configured:
-            path = Path(os.path.expanduser(configured))
-            return path if path.is_absolute() else self.root / path
-        return self.git_dir / "hooks"
+        """Where git looks for hooks (core.hooksPath, else the git directory's hooks/)."""
+        return self._hooks_dir
 
     def in_progress(self) -> str | None:
         """'rebase', 'merge', 'cherry-pick' or 'bisect' while one of them is under way."""
-        gd = Path(self._run("rev-parse", "--absolute-git-dir").strip())
+        gd = self._own_git_dir
         if (gd / "rebase-merge").exists() or (gd / "rebase-apply").exists():
             return "rebase"
         for marker, name in (("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick")):
             if (gd / marker).exists():
                 return name
         return None
+
+    # --- setting up remotes ----------------------------------------------------------------
+
+    @staticmethod
+    def init_bare(path: Path | str) -> Path:
+        """Create a bare repository at `path` (a git remote on disk) and return its path."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["git", "init", "--quiet", "--bare", str(path)], capture_output=True)
+        if proc.returncode != 0:
+            raise GitError("init", proc.stderr.decode(errors="replace"))
+        return path
+
+    @classmethod
+    def clone(cls, url: str, dest: Path | str) -> GitRepo:
+        """``git clone`` `url` into `dest`, tags included, and open the clone."""
+        proc = subprocess.run(["git", "clone", "--quiet", str(url), str(dest)], capture_output=True)
+        if proc.returncode != 0:
+            raise GitError("clone", proc.stderr.decode(errors="replace"))
+        return cls(dest)
+
+    def add_remote(self, name: str, url: str) -> None:
+        """``git remote add NAME URL``."""
+        self._run("remote", "add", name, str(url))
+
+    # --- bulk reads (diff, verify, status, gc) ----------------------------------------------
+
+    def cat_blobs(self, objects: Sequence[str]) -> list[bytes | None]:
+        """Contents of blobs named like ``REV:PATH``, in one ``git cat-file --batch`` call.
+
+        Plain subprocess rather than GitPython, so that `adaptergit status` and the diff driver
+        start fast; anything missing or not a blob is None.
+        """
+        if not objects:
+            return []
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch", "--buffer"],
+            cwd=self.root,
+            input="".join(f"{o}\n" for o in objects).encode(),
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            raise GitError("cat-file", proc.stderr.decode(errors="replace"))
+        out, pos, result = proc.stdout, 0, []
+        for _ in objects:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[2].isdigit():
+                size = int(header[2])
+                result.append(out[pos : pos + size] if header[1] == b"blob" else None)
+                pos += size + 1
+            else:  # "<name> missing" / "ambiguous"
+                result.append(None)
+        return result
+
+    def object_ids(self, objects: Sequence[str], kind: str = "blob") -> list[str | None]:
+        """Ids of objects named like ``REV:PATH`` (None when absent or not a `kind`), in one call."""
+        if not objects:
+            return []
+        out = self._run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            "--buffer",
+            input="".join(f"{o}\n" for o in objects).encode(),
+        )
+        ids: list[str | None] = []
+        for line in out.splitlines():
+            parts = line.split()
+            ids.append(parts[0] if len(parts) == 2 and parts[1] == kind else None)
+        return ids
+
+    def ref_tips(self) -> list[tuple[str, str]]:
+        """(full ref name, commit) of every branch, remote-tracking branch and tag, and HEAD."""
+        out = self._run(
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(objecttype)%00%(*objecttype)",
+            "refs/heads",
+            "refs/remotes",
+            "refs/tags",
+        )
+        tips = []
+        for line in out.splitlines():
+            name, oid, peeled, otype, ptype = line.split("\x00")
+            commit, kind = (peeled, ptype) if otype == "tag" else (oid, otype)
+            if kind == "commit":
+                tips.append((name, commit))
+        head = self.head()
+        if head:
+            tips.append(("HEAD", head))
+        return tips
+
+    def files_in_tree(self, rev: str, predicate: Any) -> dict[str, str]:
+        """Path -> blob id of every file at `rev` whose path satisfies `predicate`."""
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", rev)
+        found = {}
+        for entry in out.split("\x00"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == "blob" and predicate(path):
+                found[path] = parts[2]
+        return found
+
+    def working_files(self, predicate: Any) -> list[str]:
+        """Tracked and untracked (not ignored) work-tree paths satisfying `predicate`."""
+        out = self._run("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        return sorted({p for p in out.split("\x00") if p and predicate(p)})
+
+    def history_text(self, pathspecs: Sequence[str]) -> str:
+        """Every version of files matching `pathspecs` in the history of all refs, as patches."""
+        return self._run(
+            "log",
+            "--all",
+            "-p",
+            "--format=",
+            "--no-renames",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--unified=0",
+            "--",
+            *pathspecs,
+        )

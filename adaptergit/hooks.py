@@ -27,12 +27,14 @@ NO_FETCH_ENV = "ADAPTERGIT_NO_FETCH"
 
 
 def shim(name: str) -> str:
-    """The hook script: call adaptergit from PATH, or through this Python if it is not there."""
+    """The hook script: the adaptergit that installed it (no PATH search, no pyenv/venv shims,
+    which cost more than the hook itself), else whichever adaptergit is on PATH."""
+    script = Path(sys.executable).parent / "adaptergit"
     return (
         "#!/bin/sh\n"
         f"{MARKER} ({name}): `adaptergit hooks uninstall` removes it and restores any hook it chained.\n"
-        f'command -v adaptergit >/dev/null 2>&1 && exec adaptergit hook {name} "$@"\n'
-        f'exec "{sys.executable}" -m adaptergit hook {name} "$@"\n'
+        f'[ -x "{script}" ] && exec "{script}" hook {name} "$@"\n'
+        f'exec adaptergit hook {name} "$@"\n'
     )
 
 
@@ -159,7 +161,9 @@ def pre_commit(git: GitRepo) -> int:
     limit = RepoConfig.load(git.root).max_file_size
     sizes = git.object_sizes([f":{p}" for p in staged])
     offenders = [
-        (p, s) for p, s in zip(staged, sizes, strict=True) if p.lower().endswith(WEIGHT_SUFFIXES) or s > limit
+        (p, s)
+        for p, s in zip(staged, sizes, strict=True)
+        if p.lower().endswith(WEIGHT_SUFFIXES) or s > limit
     ]
     if offenders:
         listing = ", ".join(f"{p} ({s / 1e6:.1f} MB)" for p, s in offenders[:10])
@@ -195,7 +199,9 @@ def _pointer_problem(git: GitRepo, name: str) -> str | None:
         pointer = Pointer.parse(raw_pointer, f"{base}/adapter_model.safetensors.dvc")
     except AdapterGitError as exc:
         return str(exc)
-    if pointer.md5 != manifest.weights.md5 or (pointer.size >= 0 and pointer.size != manifest.weights.size):
+    if pointer.md5 != manifest.weights.md5 or (
+        pointer.size >= 0 and pointer.size != manifest.weights.size
+    ):
         return (
             f"{base}: the staged DVC pointer (md5 {pointer.md5[:12]}) does not match the manifest "
             f"({manifest.name}@{manifest.version}, md5 {manifest.weights.md5[:12]}); "
@@ -206,7 +212,7 @@ def _pointer_problem(git: GitRepo, name: str) -> str | None:
 
 def sync_weights(git: GitRepo, old: str, new: str) -> int:
     """After a checkout or merge, bring the weights of adapters whose pointer changed."""
-    if git.in_progress() == "rebase":
+    if old == new or git.in_progress() == "rebase":
         return 0
     if old == ZERO_SHA or not git.resolve_commit(old):
         old = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the empty tree: everything changed

@@ -114,7 +114,9 @@ class Manifest:
                 source=source,
             )
         if schema < 1:
-            raise InvalidManifest(f"unknown schema version {schema}", key="schema_version", source=source)
+            raise InvalidManifest(
+                f"unknown schema version {schema}", key="schema_version", source=source
+            )
         name = _require(data, "name", str, source)
         version = _require(data, "version", str, source)
         try:
@@ -139,9 +141,7 @@ class Manifest:
             peft_type=_require(data, "peft_type", str, source),
             base_model=BaseFingerprint.from_dict(_require(data, "base_model", dict, source)),
             weights=WeightsInfo.from_dict(_require(data, "weights", dict, source), source),
-            tensors=tuple(
-                TensorRecord.from_dict(k, v) for k, v in sorted(tensors_raw.items())
-            ),
+            tensors=tuple(TensorRecord.from_dict(k, v) for k, v in sorted(tensors_raw.items())),
             tool=dict(tool),
         )
 

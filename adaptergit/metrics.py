@@ -26,7 +26,11 @@ def normalize(metrics: Mapping[str, Any] | None, source: str = "") -> Metrics:
             raise InvalidMetric(str(key), value, source)
         if isinstance(value, Mapping):
             result[key] = normalize(value, source)
-        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise InvalidMetric(key, value, source)
         else:
             result[key] = value

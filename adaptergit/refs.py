@@ -156,7 +156,9 @@ class Ref:
         if not sep:
             return cls(name=name)
         if not spec:
-            raise InvalidRef(text, "nothing after '@'; use NAME@vX.Y.Z, NAME@latest or NAME@<git rev>")
+            raise InvalidRef(
+                text, "nothing after '@'; use NAME@vX.Y.Z, NAME@latest or NAME@<git rev>"
+            )
         if spec in ("latest", "greatest"):
             return cls(name=name)
         if SemVer.is_valid(spec):

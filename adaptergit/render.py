@@ -33,9 +33,9 @@ def key_metrics(metrics: dict[str, Any], limit: int = 2) -> str:
     flat = flatten(metrics)
     if not flat:
         return ""
-    ranked = sorted(
-        flat, key=lambda k: (not any(h in k.lower() for h in _KEY_METRIC_HINTS), k)
-    )[:limit]
+    ranked = sorted(flat, key=lambda k: (not any(h in k.lower() for h in _KEY_METRIC_HINTS), k))[
+        :limit
+    ]
     return " ".join(f"{k}={_num(flat[k])}" for k in ranked)
 
 
@@ -67,7 +67,15 @@ def log_table(versions: Sequence[Version], width: int | None = None) -> list[str
         stages = " ".join(f"#{s}" for s in v.stages)
         message = v.manifest.message if v.manifest else ""
         rows.append(
-            [_date(v.created), label, v.commit[:7], key_metrics(v.metrics), short_base(v)[:8], stages, message]
+            [
+                _date(v.created),
+                label,
+                v.commit[:7],
+                key_metrics(v.metrics),
+                short_base(v)[:8],
+                stages,
+                message,
+            ]
         )
     if not rows:
         return []
@@ -90,7 +98,8 @@ def show_lines(version: Version) -> list[str]:
     m = version.manifest
     lines = [
         f"adapter   {version.name}",
-        f"version   {version.version}" + (f"   stages: {', '.join(version.stages)}" if version.stages else ""),
+        f"version   {version.version}"
+        + (f"   stages: {', '.join(version.stages)}" if version.stages else ""),
         f"commit    {version.commit}",
         f"tag       {version.tag or '-'}",
         f"date      {_date(version.created)}",
@@ -113,7 +122,8 @@ def show_lines(version: Version) -> list[str]:
     w = m.weights
     lines += [
         f"weights   {w.file}  {human_size(w.size)}  sha256 {w.sha256}",
-        f"          md5 {w.md5} (DVC)" + (f"  converted from {w.source_format}" if w.source_format != "safetensors" else ""),
+        f"          md5 {w.md5} (DVC)"
+        + (f"  converted from {w.source_format}" if w.source_format != "safetensors" else ""),
         f"tensors   {len(m.tensors)}  ({', '.join(sorted({t.dtype for t in m.tensors}))})",
     ]
     flat = flatten(version.metrics)
@@ -131,3 +141,186 @@ def show_lines(version: Version) -> list[str]:
 
 def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+# --- diff, status, verify, gc -----------------------------------------------------------------
+
+_COLORS = {"red": 31, "green": 32, "yellow": 33, "bold": 1, "dim": 2}
+
+
+def paint(text: str, style: str, color: bool) -> str:
+    """`text` in an ANSI style when `color` (the CLI passes True only on a terminal)."""
+    return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color and text else text
+
+
+def _width(width: int | None) -> int:
+    return width or min(shutil.get_terminal_size((80, 24)).columns, 160)
+
+
+def _fit_left(text: str, width: int) -> str:
+    """Shorten from the left (module names differ at their end)."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, list | dict):
+        return json.dumps(
+            sorted(value)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value)
+            else value
+        )
+    return str(value)
+
+
+def _rel(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value != value or value in (float("inf"), float("-inf")):
+        return "inf"
+    return f"{value:.3g}"
+
+
+def diff_lines(diff: Any, width: int | None = None, color: bool = False) -> list[str]:
+    """An `AdapterDiff` as people read it: config, metrics, base model, then changed modules."""
+    from adaptergit.diff import ADDED, CHANGED, REMOVED, RESHAPED, short_module_name
+
+    width = _width(width)
+    lines = [paint(f"{diff.old} -> {diff.new}", "bold", color)]
+    for i, change in enumerate(diff.config):
+        label = "config   " if i == 0 else "         "
+        text = f"{label}{change.key}: {_value(change.old)} -> {_value(change.new)}"
+        lines.append(text if len(text) <= width else text[: width - 1] + "…")
+    if not diff.config:
+        lines.append("config   unchanged")
+    key_width = min(max((len(m.key) for m in diff.metrics), default=0), 28)
+    for i, m in enumerate(diff.metrics):
+        label = "metrics  " if i == 0 else "         "
+        delta = m.delta
+        text = f"{label}{m.key:<{key_width}}  {_value(m.old)} -> {_value(m.new)}"
+        if delta is not None and delta != 0:
+            text += f"  ({'+' if delta > 0 else ''}{_num(delta)})"
+        if m.improved is True:
+            text += " " + paint("better", "green", color)
+        elif m.improved is False:
+            text += " " + paint("worse", "red", color)
+        lines.append(text)
+    base = diff.base
+    if base.same is True:
+        lines.append(f"base     same ({base.basis} {base.old})")
+    elif base.same is False:
+        lines.append(
+            paint(f"base     DIFFERENT ({base.basis} {base.old} -> {base.new})", "yellow", color)
+        )
+    else:
+        lines.append("base     unknown (no base-model fingerprint for both versions)")
+    summary = diff.summary
+    while len(summary) > width and ", " in summary.rpartition("; largest: ")[2]:
+        summary = summary.rsplit(", ", 1)[0]  # fewer of the largest changes, whole ones
+    lines.append(summary if len(summary) <= width else summary[: width - 1] + "…")
+    changed = diff.changed_modules
+    if not changed:
+        return lines
+    # MODULE  STATUS  REL.CHANGE  COSINE  SHAPE
+    shapes = [_shape_text(m) for m in changed]
+    shape_w = max(5, *(len(s) for s in shapes))
+    fixed = 2 + 9 + 2 + 10 + 2 + 7 + 2 + shape_w
+    name_w = max(12, min(max(len(short_module_name(m.name)) for m in changed), width - fixed))
+    header = f"{'MODULE':<{name_w}}  {'STATUS':<9}  {'REL.CHANGE':>10}  {'COSINE':>7}  SHAPE"
+    lines.append(paint(header, "dim", color))
+    styles = {ADDED: "green", REMOVED: "red", RESHAPED: "yellow", CHANGED: "bold"}
+    for m, shape in zip(changed, shapes, strict=True):
+        status = paint(f"{m.status:<9}", styles.get(m.status, "dim"), color)
+        cosine = "-" if m.cosine is None else f"{m.cosine:.4f}"
+        name = _fit_left(short_module_name(m.name), name_w)
+        lines.append(
+            f"{name:<{name_w}}  {status}  {_rel(m.rel_change):>10}  {cosine:>7}  {shape}".rstrip()
+        )
+    return lines
+
+
+def _shape_text(m: Any) -> str:
+    def one(shape: Any, rank: Any) -> str:
+        if shape is None:
+            return "-"
+        return "x".join(map(str, shape)) + (f" r{rank}" if rank is not None else "")
+
+    old, new = one(m.shape_old, m.rank_old), one(m.shape_new, m.rank_new)
+    return old if old == new else f"{old} -> {new}"
+
+
+def status_lines(report: Any, color: bool = False) -> list[str]:
+    """A `StatusReport`: what differs, what is not on the remote, what set-up is missing."""
+    lines = []
+    dirty = report.dirty
+    name_w = max((len(a.name) for a in dirty), default=0)
+    for a in dirty:
+        if a.state == "behind":
+            what = f"at {a.current}, latest {a.latest} (`adaptergit checkout {a.name}` to update)"
+        elif a.state == "modified":
+            what = f"changed since {a.current or a.latest}: {', '.join(a.changed)}"
+        elif a.state == "missing-weights":
+            what = f"weights missing (`adaptergit checkout {a.name}` restores {a.current})"
+        elif a.state == "deleted":
+            what = f"deleted from the work tree (latest {a.latest})"
+        else:
+            what = "no version recorded yet (`adaptergit commit`)"
+        style = "red" if a.state in ("modified", "deleted", "missing-weights") else "yellow"
+        lines.append(f"{paint(f'{a.state:<15}', style, color)} {a.name:<{name_w}}  {what}")
+    if report.unpushed:
+        lines.append(
+            paint(f"not on DVC remote {report.remote!r} ({len(report.unpushed)}):", "yellow", color)
+            + " "
+            + ", ".join(report.unpushed)
+            + " (`adaptergit push`)"
+        )
+    if report.missing:
+        where = "the DVC cache nor the remote" if report.remote else "the DVC cache (and no remote)"
+        lines.append(
+            paint(f"weights in neither {where} ({len(report.missing)}):", "red", color)
+            + " "
+            + ", ".join(report.missing)
+        )
+    if report.remote is None and report.versions:
+        lines.append(
+            "no default DVC remote: weights exist only here (`adaptergit remote add NAME URL --default`)"
+        )
+    if report.hooks_missing:
+        lines.append(
+            paint("hooks not installed:", "yellow", color)
+            + f" {', '.join(report.hooks_missing)} (`adaptergit hooks install`)"
+        )
+    if not report.driver_configured:
+        lines.append(
+            paint("git diff driver not configured:", "yellow", color) + " run `adaptergit init`"
+        )
+    if not lines:
+        clean = len(report.adapters)
+        where = f" and on DVC remote {report.remote!r}" if report.remote else ""
+        lines.append(
+            f"clean: {clean} adapter(s) match their latest versions; the weights of all "
+            f"{report.versions} version(s) are local{where}"
+        )
+    return lines
+
+
+def gc_lines(report: Any) -> list[str]:
+    """A `GcReport`: each object removed (or to be removed) with its versions and size."""
+    verb = "would remove" if report.dry_run else "removed"
+    lines = []
+    for where, items, total in (
+        ("the DVC cache", report.removed, report.freed),
+        (f"DVC remote {report.remote!r}", report.remote_removed, report.remote_freed),
+    ):
+        if where.startswith("DVC remote") and report.remote is None:
+            continue
+        lines.append(f"{verb} {len(items)} object(s), {human_size(total)}, from {where}")
+        for item in items:
+            owners = ", ".join(item.versions) or "(no registered version)"
+            size = human_size(item.size) if item.size >= 0 else "?"
+            lines.append(f"  {item.md5[:12]}  {size:>9}  {owners}")
+    lines.append(f"kept the weights of {len(report.kept)} version(s)")
+    return lines

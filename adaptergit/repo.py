@@ -10,9 +10,10 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from adaptergit import metrics as metrics_mod
 from adaptergit.config import ADAPTERS_DIR, CONFIG_NAME, DEFAULT_TEXT
@@ -37,7 +38,6 @@ from adaptergit.refs import (
     FIRST_VERSION,
     Ref,
     SemVer,
-    parse_stage_tag,
     parse_version_tag,
     validate_name,
 )
@@ -51,6 +51,24 @@ GITIGNORE = ".gitignore"
 TRACKED_FILES = (CONFIG_FILE, metrics_mod.METRICS_NAME, MANIFEST_NAME, POINTER_FILE, GITIGNORE)
 ALL_FILES = (*TRACKED_FILES, WEIGHTS_FILE)
 BUMPS = ("major", "minor", "patch")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Planned:
+    """One adapter of a commit being made: its new files, before anything is written."""
+
+    name: str
+    version: str
+    manifest: Manifest
+    files: dict[str, bytes]
+    md5: str
+    new_object: Any
+    config: dict[str, Any]
+    tag_message: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 class AdapterGitWarning(UserWarning):
@@ -70,6 +88,7 @@ class Repo:
         self.dvc = DvcRepo(self.root)
         self.state_dir = self.git.git_dir / "adaptergit"
         self._remotes: Any = None
+        self._prefetched: dict[tuple[str, str], bytes | None] = {}
 
     @property
     def remotes(self) -> Any:
@@ -102,6 +121,9 @@ class Repo:
             config = root / CONFIG_NAME
             if not config.exists():
                 atomic_write(config, DEFAULT_TEXT.encode())
+            from adaptergit.diff import configure_driver
+
+            paths = [*paths, *configure_driver(git)]  # git diff shows adapter summaries
             paths = [p for p in (*paths, CONFIG_NAME) if (root / p).exists()]
             git.commit_staged("Initialise adaptergit registry (git + DVC)", paths)
             from adaptergit import hooks
@@ -155,32 +177,36 @@ class Repo:
 
     def _stages(self, name: str | None = None) -> dict[tuple[str, str], list[str]]:
         """(name, commit) -> stages currently assigned, from GTO's ``NAME#STAGE#N`` tags."""
-        latest: dict[tuple[str, str], tuple[int, int, bool, str]] = {}
+        from adaptergit.stages import current_stages
+
         pattern = f"refs/tags/{name}#*" if name else "refs/tags"
-        for tag in self.git.tags([pattern]):
-            parsed = parse_stage_tag(tag.name)
-            if not parsed:
-                continue
-            tname, stage, cancel, counter = parsed
-            key = (tname, stage)
-            if key not in latest or (counter, tag.created) > latest[key][:2]:
-                latest[key] = (counter, tag.created, cancel, tag.commit)
-        result: dict[tuple[str, str], list[str]] = {}
-        for (tname, stage), (_c, _t, cancel, commit) in sorted(latest.items()):
-            if not cancel:
-                result.setdefault((tname, commit), []).append(stage)
-        return result
+        return current_stages(self.git.tags([pattern]))
+
+    def _blob(self, commit: str, path: str) -> bytes | None:
+        if (commit, path) in self._prefetched:
+            return self._prefetched[(commit, path)]
+        return self.git.read_blob(commit, path)
+
+    def _prefetch(self, items: list[tuple[str, str]]) -> None:
+        """Read many blobs in one git call (log reads two per version)."""
+        self._prefetched = dict(zip(items, self.git.read_blobs(items), strict=True))
 
     def _version_at(
-        self, name: str, commit: str, *, tag: TagInfo | None = None, with_config: bool = False
+        self,
+        name: str,
+        commit: str,
+        *,
+        tag: TagInfo | None = None,
+        with_config: bool = False,
+        stages: dict[tuple[str, str], list[str]] | None = None,
     ) -> Version:
-        raw_manifest = self.git.read_blob(commit, self._rel(name, MANIFEST_NAME))
+        raw_manifest = self._blob(commit, self._rel(name, MANIFEST_NAME))
         manifest = (
             Manifest.from_json(raw_manifest, f"{self._rel(name, MANIFEST_NAME)} at {commit[:7]}")
             if raw_manifest is not None
             else None
         )
-        raw_metrics = self.git.read_blob(commit, self._rel(name, metrics_mod.METRICS_NAME))
+        raw_metrics = self._blob(commit, self._rel(name, metrics_mod.METRICS_NAME))
         try:
             metrics = json.loads(raw_metrics) if raw_metrics else {}
         except ValueError:
@@ -199,7 +225,8 @@ class Repo:
             if manifest:
                 tags = self.git.tags([f"refs/tags/{name}@{manifest.version}"])
                 created = tags[0].created if tags else 0
-        stages = tuple(self._stages(name).get((name, commit), ()))
+        if stages is None:
+            stages = self._stages(name)
         return Version(
             name=name,
             version=version_text,
@@ -208,7 +235,7 @@ class Repo:
             created=created,
             manifest=manifest,
             metrics=metrics if isinstance(metrics, dict) else {},
-            stages=stages,
+            stages=tuple(stages.get((name, commit), ())),
             config=config,
         )
 
@@ -227,22 +254,20 @@ class Repo:
         if n is not None:
             regs = regs[: max(n, 0)]
         stages = self._stages(name)
-        versions = []
-        for tag, tname, _semver in regs:
-            v = self._version_at(tname, tag.commit, tag=tag)
-            versions.append(
-                Version(
-                    name=v.name,
-                    version=v.version,
-                    commit=v.commit,
-                    tag=v.tag,
-                    created=v.created,
-                    manifest=v.manifest,
-                    metrics=v.metrics,
-                    stages=tuple(stages.get((tname, tag.commit), ())),
-                )
-            )
-        return versions
+        self._prefetch(
+            [
+                (tag.commit, self._rel(tname, filename))
+                for tag, tname, _v in regs
+                for filename in (MANIFEST_NAME, metrics_mod.METRICS_NAME)
+            ]
+        )
+        try:
+            return [
+                self._version_at(tname, tag.commit, tag=tag, stages=stages)
+                for tag, tname, _v in regs
+            ]
+        finally:
+            self._prefetched = {}
 
     def resolve(self, ref: str | Ref, *, with_config: bool = False) -> Version:
         """The version a reference names: NAME, NAME@vX.Y.Z, NAME@latest, NAME@<rev>, NAME#STAGE."""
@@ -254,14 +279,18 @@ class Repo:
             if commit is None:
                 raise UnknownRevision(name, ref.revision, "no such revision")
             if self.git.read_blob(commit, self._rel(name, MANIFEST_NAME)) is None:
-                raise UnknownRevision(name, ref.revision, f"{ADAPTERS_DIR}/{name} does not exist there")
+                raise UnknownRevision(
+                    name, ref.revision, f"{ADAPTERS_DIR}/{name} does not exist there"
+                )
             return self._version_at(name, commit, with_config=with_config)
         if not regs:
             raise UnknownAdapter(name, self.names())
         if ref.stage is not None:
             for (sname, commit), stages in self._stages(name).items():
                 if sname == name and ref.stage in stages:
-                    return self._version_at(name, commit, with_config=with_config)
+                    at = [r for r in regs if r[0].commit == commit]  # its registration tag
+                    tag = max(at, key=lambda r: r[2])[0] if at else None
+                    return self._version_at(name, commit, tag=tag, with_config=with_config)
             assigned = sorted({s for (_n, _c), ss in self._stages(name).items() for s in ss})
             raise UnknownVersion(name, f"#{ref.stage}", [f"#{s}" for s in assigned])
         if ref.version is None:
@@ -270,7 +299,9 @@ class Repo:
             matches = [r for r in regs if r[2] == ref.version]
             if not matches:
                 raise UnknownVersion(
-                    name, str(ref.version), [str(v) for _t, _n, v in sorted(regs, key=lambda r: r[2])]
+                    name,
+                    str(ref.version),
+                    [str(v) for _t, _n, v in sorted(regs, key=lambda r: r[2])],
                 )
             tag = matches[0][0]
         return self._version_at(name, tag.commit, tag=tag, with_config=with_config)
@@ -281,51 +312,137 @@ class Repo:
 
     # --- committing ---------------------------------------------------------------------------
 
+    @overload
     def commit(
         self,
-        src: Path | str,
+        src: Any,
         *,
-        name: str,
+        name: str | None = None,
+        names: None = None,
+        adapter_name: str | None = None,
         metrics: Mapping[str, Any] | None = None,
         message: str = "",
         base_model: Path | str | None = None,
         version: str | None = None,
         bump: str = "patch",
-    ) -> Version:
-        """Record the adapter in `src` as a new version of `name`: one commit and one tag."""
+    ) -> Version: ...
+
+    @overload
+    def commit(
+        self,
+        src: Any,
+        *,
+        name: None = None,
+        names: Mapping[str, str],
+        adapter_name: None = None,
+        metrics: Mapping[str, Any] | None = None,
+        message: str = "",
+        base_model: Path | str | None = None,
+        version: str | None = None,
+        bump: str = "patch",
+    ) -> list[Version]: ...
+
+    def commit(
+        self,
+        src: Any,
+        *,
+        name: str | None = None,
+        names: Mapping[str, str] | None = None,
+        adapter_name: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        message: str = "",
+        base_model: Path | str | None = None,
+        version: str | None = None,
+        bump: str = "patch",
+    ) -> Version | list[Version]:
+        """Record an adapter as a new version of `name`: one commit and one tag.
+
+        `src` is a folder as PEFT's ``save_pretrained`` writes it, or a ``peft.PeftModel``, which
+        is saved through ``save_pretrained`` with safetensors: its active adapter, or
+        `adapter_name`. ``names={"adapter_a": "task-a", ...}`` records several adapters of one
+        model in one git commit, each as its own versioned adapter, and returns their versions
+        (adapters whose weights and config did not change are left out).
+        """
+        options: dict[str, Any] = dict(
+            metrics=metrics, message=message, base_model=base_model, version=version, bump=bump
+        )
+        if isinstance(src, (str, os.PathLike)):
+            if names is not None or adapter_name is not None:
+                from adaptergit.errors import InvalidInput
+
+                raise InvalidInput("names= and adapter_name= apply to a PeftModel, not to a folder")
+            if name is None:
+                from adaptergit.errors import InvalidInput
+
+                raise InvalidInput(
+                    "name= is required: the registry name to record the adapter under"
+                )
+            return self._commit_sources([(Path(src), name)], **options)[0]
+        from adaptergit.integrations import peft as peft_integration
+
+        chosen = peft_integration.select(src, name=name, names=names, adapter_name=adapter_name)
+        with peft_integration.saved_adapters(src, chosen, self.state_dir) as folders:
+            versions = self._commit_sources(folders, **options)
+        return versions if names is not None else versions[0]
+
+    def _commit_sources(
+        self,
+        items: Sequence[tuple[Path, str]],
+        *,
+        metrics: Mapping[str, Any] | None,
+        message: str,
+        base_model: Path | str | None,
+        version: str | None,
+        bump: str,
+    ) -> list[Version]:
+        """Record each (folder, name) as a new version, all in one git commit with one tag each.
+
+        The registry's dvc.yaml (see `registry_yaml`) is rewritten in the same commit.
+        """
+        from adaptergit import registry_yaml
         from adaptergit.adapter import open_adapter_source
         from adaptergit.fingerprint import fingerprint_for_adapter
 
-        validate_name(name)
+        names = [validate_name(name) for _src, name in items]
+        if len(set(names)) != len(names):
+            from adaptergit.errors import InvalidInput
+
+            raise InvalidInput("the same adapter name appears twice in one commit")
         metrics = metrics_mod.normalize(metrics)
         if bump not in BUMPS:
             raise InvalidVersion(bump, "bump one of major, minor, patch")
         wanted = SemVer.parse(version) if version is not None else None
-        source = open_adapter_source(src)
-        fingerprint = fingerprint_for_adapter(base_model, source.config)
+        sources = [(open_adapter_source(src), name) for src, name in items]
+        fingerprints = [
+            fingerprint_for_adapter(base_model, source.config) for source, _n in sources
+        ]
 
-        with self._locked():
-            regs = self._registrations(name)
-            latest = max(regs, key=lambda r: r[2]) if regs else None
-            if wanted is not None:
-                if any(v == wanted for _t, _n, v in regs):
-                    raise VersionExists(name, str(wanted))
-                if latest and wanted < latest[2]:
-                    raise VersionNotNewer(name, str(wanted), str(latest[2]))
-                new = wanted
-            else:
-                new = latest[2].bump(bump) if latest else FIRST_VERSION
-            parent = self._version_at(name, latest[0].commit, tag=latest[0]) if latest else None
-            with self._stream_weights(source) as (scan, new_object):
+        with self._locked(), contextlib.ExitStack() as stack:
+            planned: list[_Planned] = []
+            unchanged: list[tuple[str, str]] = []
+            for (source, name), fingerprint in zip(sources, fingerprints, strict=True):
+                regs = self._registrations(name)
+                latest = max(regs, key=lambda r: r[2]) if regs else None
+                if wanted is not None:
+                    if any(v == wanted for _t, _n, v in regs):
+                        raise VersionExists(name, str(wanted))
+                    if latest and wanted < latest[2]:
+                        raise VersionNotNewer(name, str(wanted), str(latest[2]))
+                    new = wanted
+                else:
+                    new = latest[2].bump(bump) if latest else FIRST_VERSION
+                parent = self._version_at(name, latest[0].commit, tag=latest[0]) if latest else None
+                scan, new_object = stack.enter_context(self._stream_weights(source))
                 if (
                     parent is not None
                     and parent.manifest is not None
                     and parent.manifest.weights.sha256 == scan.sha256
                     and self._config_at(name, parent.commit) == source.config
                 ):
-                    raise NothingToCommit(name, parent.version)
+                    unchanged.append((name, parent.version))
+                    continue
                 for text in scan.warnings:
-                    warnings.warn(text, AdapterGitWarning, stacklevel=2)
+                    warnings.warn(text, AdapterGitWarning, stacklevel=4)
                 manifest = Manifest(
                     name=name,
                     version=str(new),
@@ -351,38 +468,80 @@ class Repo:
                     POINTER_FILE: self._pointer(scan.md5, scan.size),
                     GITIGNORE: self._gitignore(name),
                 }
-                tag = f"{name}@{new}"
-                subject = f"{name}@{new}: {message}" if message else f"Register {name}@{new}"
                 tag_message = f"Registering artifact {name} version {new}"
                 if message:
                     tag_message += f"\n\n{message}"
-                target = self.adapter_dir(name)
-                with DirTransaction(
-                    self.state_dir,
-                    target,
-                    ALL_FILES,
-                    tag=tag,
-                    new_paths=[self.dvc.cache_path(scan.md5)],
-                ):
-                    new_object.commit(scan.md5)
-                    for filename, data in files.items():
-                        atomic_write(target / filename, data)
-                    self.dvc.place(scan.md5, target / WEIGHTS_FILE)
-                    commit = self.git.commit_paths(
-                        [self._rel(name, f) for f in TRACKED_FILES],
-                        subject,
-                        tag=tag,
+                planned.append(
+                    _Planned(
+                        name=name,
+                        version=str(new),
+                        manifest=manifest,
+                        files=files,
+                        md5=scan.md5,
+                        new_object=new_object,
+                        config=source.config,
                         tag_message=tag_message,
                     )
-        return Version(
-            name=name,
-            version=str(new),
-            commit=commit,
-            tag=tag,
-            created=int(time.time()),
-            manifest=manifest,
-            metrics=metrics,
-        )
+                )
+            if not planned:
+                raise NothingToCommit(*unchanged[0])
+
+            entries = registry_yaml.entries_at(self, self.git.head())
+            for p in planned:
+                entries[p.name] = registry_yaml.entry_for(
+                    p.name, p.manifest.peft_type, p.config, p.manifest.base_model
+                )
+            dvc_yaml = self.root / registry_yaml.DVC_YAML
+            new_dvc_yaml = registry_yaml.update(
+                dvc_yaml.read_bytes() if dvc_yaml.is_file() else None, entries.values()
+            )
+
+            refs = ", ".join(p.tag for p in planned)
+            subject = f"{refs}: {message}" if message else f"Register {refs}"
+            first_tag = planned[0].tag
+            # One journal per folder touched; all name the first tag, since the tags of one
+            # commit appear together in one ref transaction or not at all.
+            for p in planned:
+                stack.enter_context(
+                    DirTransaction(
+                        self.state_dir,
+                        self.adapter_dir(p.name),
+                        ALL_FILES,
+                        tag=first_tag,
+                        new_paths=[self.dvc.cache_path(p.md5)],
+                    )
+                )
+            stack.enter_context(
+                DirTransaction(self.state_dir, self.root, [registry_yaml.DVC_YAML], tag=first_tag)
+            )
+            for p in planned:
+                target = self.adapter_dir(p.name)
+                p.new_object.commit(p.md5)
+                for filename, data in p.files.items():
+                    atomic_write(target / filename, data)
+                self.dvc.place(p.md5, target / WEIGHTS_FILE)
+            atomic_write(dvc_yaml, new_dvc_yaml)
+            commit = self.git.commit_paths(
+                [self._rel(p.name, f) for p in planned for f in TRACKED_FILES]
+                + [registry_yaml.DVC_YAML],
+                subject,
+                tag=first_tag,
+                tag_message=planned[0].tag_message,
+                more_tags=[(p.tag, p.tag_message) for p in planned[1:]],
+            )
+        now = int(time.time())
+        return [
+            Version(
+                name=p.name,
+                version=p.version,
+                commit=commit,
+                tag=p.tag,
+                created=now,
+                manifest=p.manifest,
+                metrics=metrics,
+            )
+            for p in planned
+        ]
 
     @contextlib.contextmanager
     def _stream_weights(self, source: Any) -> Iterator[tuple[Any, Any]]:
@@ -423,7 +582,9 @@ class Repo:
 
     # --- checking out -------------------------------------------------------------------------
 
-    def checkout(self, ref: str | Ref, to: Path | str | None = None, *, force: bool = False) -> Path:
+    def checkout(
+        self, ref: str | Ref, to: Path | str | None = None, *, force: bool = False
+    ) -> Path:
         """Bring back a version's files: into ``adapters/NAME`` or, with `to`, into a new folder."""
         version = self.resolve(ref)
         name = version.name
@@ -448,6 +609,12 @@ class Repo:
                 data = blobs[filename]
                 if data is not None:
                     atomic_write(dest / filename, data)
+            from adaptergit import modelcard  # a Hub model card, so the folder uploads as it is
+
+            atomic_write(
+                dest / modelcard.CARD_NAME,
+                modelcard.render(version, self._config_at(name, version.commit)),
+            )
             return dest
         target = self.adapter_dir(name)
         with self._locked():
@@ -541,7 +708,12 @@ class Repo:
     # --- sharing --------------------------------------------------------------------------
 
     def remote_add(
-        self, name: str, url: str, *, default: bool = False, options: Mapping[str, str] | None = None
+        self,
+        name: str,
+        url: str,
+        *,
+        default: bool = False,
+        options: Mapping[str, str] | None = None,
     ) -> None:
         """Add a DVC remote and commit .dvc/config (secrets stay in the git-ignored config.local)."""
         with self._locked():
@@ -589,7 +761,9 @@ class Repo:
                 recorded = self.git.tree_entries(tags[0].commit, f"{ADAPTERS_DIR}/{name}")
         changed = []
         git_files = [f for f in present if f != WEIGHTS_FILE]
-        for filename, oid in zip(git_files, self.git.hash_files([target / f for f in git_files]), strict=True):
+        for filename, oid in zip(
+            git_files, self.git.hash_files([target / f for f in git_files]), strict=True
+        ):
             if recorded.get(filename) != oid:
                 changed.append(filename)
         if WEIGHTS_FILE in present:
@@ -602,6 +776,79 @@ class Repo:
             if manifest is None or sha != manifest.weights.sha256:
                 changed.append(WEIGHTS_FILE)
         return changed
+
+    # --- comparing and maintaining ------------------------------------------------------------
+
+    def diff(self, ref_a: str | Ref, ref_b: str | Ref) -> Any:
+        """What changed from `ref_a` to `ref_b`: config, metrics, base model, weights (`AdapterDiff`)."""
+        from adaptergit.diff import diff_versions
+
+        old, new = self.resolve(ref_a, with_config=True), self.resolve(ref_b, with_config=True)
+        for version, ref in ((old, ref_a), (new, ref_b)):
+            if version.manifest is None:
+                raise UnknownRevision(version.name, str(ref), "it has no adaptergit manifest")
+        assert old.manifest is not None and new.manifest is not None
+        paths = None
+        if old.manifest.weights.sha256 != new.manifest.weights.sha256:
+            for version in (old, new):
+                if not self.dvc.in_cache(version.manifest.weights.md5):  # type: ignore[union-attr]
+                    self._fetch_missing(version)
+            paths = [self.dvc.cache_path(v.manifest.weights.md5) for v in (old, new)]  # type: ignore[union-attr]
+        return diff_versions(
+            old,
+            new,
+            paths[0] if paths else None,
+            paths[1] if paths else None,
+            old_config=old.config,
+            new_config=new.config,
+        )
+
+    def verify(
+        self,
+        ref: str | None = None,
+        all: bool = False,
+        remote: bool = False,
+        *,
+        progress: Any = None,
+    ) -> list[Any]:
+        """Re-hash weights in the work tree and cache (and check the remote): a list of `Problem`."""
+        from adaptergit import maintenance
+
+        return maintenance.verify(self, ref, all_versions=all, remote=remote, progress=progress)
+
+    def status(self, *, progress: Any = None, remote: bool = True) -> Any:
+        """Changed adapters, unpushed or missing weights, set-up not done (`StatusReport`)."""
+        from adaptergit import maintenance
+
+        return maintenance.status(self, progress=progress, check_remote=remote)
+
+    def gc(
+        self,
+        keep_last: int | None = None,
+        keep_stages: bool = True,
+        remote: bool = False,
+        dry_run: bool = False,
+    ) -> Any:
+        """Remove weights no kept version needs from the DVC cache (and remote): a `GcReport`."""
+        from adaptergit import maintenance
+
+        return maintenance.gc(
+            self, keep_last=keep_last, keep_stages=keep_stages, remote=remote, dry_run=dry_run
+        )
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def assign(self, ref: str | Ref, stage: str, *, message: str = "") -> Any:
+        """Assign `stage` to a registered version with GTO's tag ``NAME#STAGE#N`` (a `StageEvent`)."""
+        from adaptergit import stages
+
+        return stages.assign(self, ref, stage, message=message)
+
+    def unassign(self, name: str, stage: str, *, message: str = "") -> list[Any]:
+        """Take `stage` away from adapter `name` with GTO's ``NAME#STAGE!#N`` tags."""
+        from adaptergit import stages
+
+        return stages.unassign(self, name, stage, message=message)
 
 
 def _sha256_file(path: Path) -> str:

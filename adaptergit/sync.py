@@ -79,12 +79,18 @@ def upload(repo: Repo, versions: Sequence[Version], remote: str) -> tuple[str, .
     lost = [m for m in not_local if m in missing]
     if lost:
         raise TransferFailed(
-            "push", remote, sorted(r for m in lost for r in by_md5[m]), "weights are not in the local cache"
+            "push",
+            remote,
+            sorted(r for m in lost for r in by_md5[m]),
+            "weights are not in the local cache",
         )
     outcome = repo.remotes.push([m for m in missing], remote)
     if outcome.failed:
         raise TransferFailed(
-            "push", remote, sorted(r for m in outcome.failed for r in by_md5.get(m, [m])), outcome.error
+            "push",
+            remote,
+            sorted(r for m in outcome.failed for r in by_md5.get(m, [m])),
+            outcome.error,
         )
     return tuple(sorted(r for m in outcome.transferred for r in by_md5.get(m, [])))
 
@@ -134,7 +140,9 @@ def fetch(repo: Repo, refs: Sequence[str], *, remote: str | None = None) -> Fetc
     return fetch_versions(repo, versions, remote=remote)
 
 
-def fetch_versions(repo: Repo, versions: Sequence[Version], *, remote: str | None = None) -> FetchResult:
+def fetch_versions(
+    repo: Repo, versions: Sequence[Version], *, remote: str | None = None
+) -> FetchResult:
     by_md5: dict[str, list[str]] = {}
     for v in versions:
         assert v.manifest is not None
@@ -146,7 +154,10 @@ def fetch_versions(repo: Repo, versions: Sequence[Version], *, remote: str | Non
     outcome = repo.remotes.fetch(needed, remote)
     if outcome.failed:
         raise TransferFailed(
-            "fetch", remote, sorted(r for m in outcome.failed for r in by_md5.get(m, [m])), outcome.error
+            "fetch",
+            remote,
+            sorted(r for m in outcome.failed for r in by_md5.get(m, [m])),
+            outcome.error,
         )
     return FetchResult(
         remote=remote,

@@ -262,6 +262,7 @@ def test_checkout_to_dir_touches_nothing_else(registry: Repo, make_adapter, tmp_
     before = git(registry.root, "status", "--porcelain", "--ignored")
     out = registry.checkout("t", to=tmp_path / "dest")
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",  # a Hugging Face model card
         "adapter_config.json",
         "adapter_model.safetensors",
         "manifest.json",
@@ -322,3 +323,31 @@ def test_gto_reads_versions(registry: Repo, make_adapter) -> None:
     ).stdout
     versions = {v["version"] for v in json.loads(out)}
     assert versions == {"v0.0.1", "v0.0.2"}
+
+
+def test_init_inside_another_work_tree_makes_its_own_repository(tmp_path: Path) -> None:
+    outer = tmp_path / "project"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    git(outer, "commit", "-q", "--allow-empty", "-m", "outer")
+    Repo.init(outer / "registry").close()
+    assert (outer / "registry" / ".git").is_dir()
+    assert git(outer, "log", "--oneline").count("\n") == 1  # the outer repository is untouched
+    assert git(outer, "tag", "-l") == ""
+
+
+def test_commit_records_base_model_fingerprint(registry: Repo, make_adapter, base_model_dir: Path) -> None:
+    from adaptergit.fingerprint import fingerprint_model
+
+    v = registry.commit(make_adapter(seed=1), name="b", base_model=base_model_dir)
+    assert v.manifest is not None
+    base = v.manifest.base_model
+    expected = fingerprint_model(base_model_dir)
+    assert base.status == "verified"
+    assert base.content_hash == expected.content_hash
+    assert base.structure_hash == expected.structure_hash
+    shown = registry.show("b")
+    assert shown.manifest is not None and shown.manifest.base_model.content_hash == base.content_hash
+    # Without a base model on disk the name is recorded and the fingerprint marked unknown.
+    v2 = registry.commit(make_adapter(seed=2), name="b")
+    assert v2.manifest is not None and v2.manifest.base_model.status == "unknown"

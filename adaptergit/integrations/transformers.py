@@ -1,0 +1,252 @@
+"""A transformers ``Trainer`` callback that versions the adapter as it trains.
+
+The two usual patterns are one line each::
+
+    # a version at every epoch, with its step, epoch and latest eval metrics
+    Trainer(..., callbacks=[AdapterGitCallback(name="support-bot", every="epoch")])
+    # a version at every checkpoint save; the best by eval_loss carries the stage support-bot#best
+    Trainer(..., args=TrainingArguments(..., metric_for_best_model="eval_loss"),
+            callbacks=[AdapterGitCallback(name="support-bot")])
+
+The callback reads the model the Trainer hands to its events and commits it through
+``Repo.commit`` (PEFT's ``save_pretrained`` into a temporary folder of the registry): it never
+touches the Trainer's output directory or changes its control flow. On a process other than the
+main one of a distributed run it does nothing, not even open the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback  # noqa: TID253 -- this module is the Trainer integration
+
+from adaptergit.errors import AdapterGitError, NothingToCommit
+
+if TYPE_CHECKING:
+    from adaptergit.manifest import Version
+    from adaptergit.repo import Repo
+
+logger = logging.getLogger(__name__)
+
+EVERY = ("save", "epoch")
+# Evaluation bookkeeping that is not a result.
+_NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second")
+
+
+class AdapterGitCallback(TrainerCallback):
+    """Commit a version of the adapter at each checkpoint save (``every="save"``) or epoch end.
+
+    Each version records ``step``, ``epoch``, the latest training ``loss`` and the latest
+    evaluation metrics. The version that is best so far in this run by the metric (`metric`, else
+    the Trainer's ``metric_for_best_model``, else ``eval_loss`` when it is logged; direction from
+    `greater_is_better`, else the Trainer's, else lower is better for names ending in "loss") gets
+    the GTO stage `stage` (``NAME#best``).
+
+    With `keep_last` = N, the weights of this run's versions older than the last N are removed
+    from the local DVC cache once the default DVC remote holds them — never a version with a
+    stage, never git history, never weights that exist nowhere else (with no remote, nothing is
+    removed). Versions stay in the registry; ``adaptergit pull`` brings their weights back.
+    """
+
+    def __init__(
+        self,
+        repo: Repo | Path | str = ".",
+        *,
+        name: str,
+        every: str = "save",
+        keep_last: int | None = None,
+        metric: str | None = None,
+        greater_is_better: bool | None = None,
+        stage: str = "best",
+        base_model: Path | str | None = None,
+    ) -> None:
+        from adaptergit.refs import validate_name, validate_stage
+
+        if every not in EVERY:
+            raise ValueError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
+        if keep_last is not None and keep_last < 1:
+            raise ValueError(f"keep_last must be at least 1, got {keep_last}")
+        self.name = validate_name(name)
+        self.stage = validate_stage(stage)
+        self.every = every
+        self.keep_last = keep_last
+        self.metric = metric
+        self.greater_is_better = greater_is_better
+        self.base_model = base_model
+        self.versions: list[Version] = []  # committed by this callback, oldest first
+        self.best: Version | None = None
+        self._best_value: float | None = None
+        self._repo_arg = repo
+        self._repo: Repo | None = None
+        self._pending_epoch = False
+
+    # --- the registry ---------------------------------------------------------------------------
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            from adaptergit.repo import Repo
+
+            self._repo = (
+                self._repo_arg if isinstance(self._repo_arg, Repo) else Repo(self._repo_arg)
+            )
+        return self._repo
+
+    # --- Trainer events ---------------------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            _ = self.repo  # a registry that is not there fails now, not after the first epoch
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The Trainer evaluates and saves right after this event: wait for its metrics.
+        if self.every == "epoch" and state.is_world_process_zero:
+            self._pending_epoch = True
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pending_epoch:
+            self._commit(args, state, kwargs.get("model"), kwargs.get("metrics"))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.every == "save" or self._pending_epoch:
+            self._commit(args, state, kwargs.get("model"), None)
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pending_epoch:  # the last epoch ended with neither evaluation nor save
+            self._commit(args, state, kwargs.get("model"), None)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pending_epoch:
+            self._commit(args, state, kwargs.get("model"), None)
+
+    # --- committing -------------------------------------------------------------------------------
+
+    def _commit(
+        self, args: Any, state: Any, model: Any, eval_metrics: dict[str, Any] | None
+    ) -> None:
+        self._pending_epoch = False
+        if not state.is_world_process_zero or model is None:
+            return
+        metrics = collect_metrics(state, eval_metrics)
+        epoch = f", epoch {state.epoch:g}" if state.epoch is not None else ""
+        message = f"step {state.global_step}{epoch}"
+        try:
+            version = self.repo.commit(
+                model, name=self.name, metrics=metrics, message=message, base_model=self.base_model
+            )
+        except NothingToCommit:
+            logger.info(
+                "adaptergit: %s unchanged at step %s; no new version", self.name, state.global_step
+            )
+            return
+        except AdapterGitError as exc:  # never stop a training run over the registry
+            warnings.warn(f"adaptergit: could not version {self.name}: {exc}", stacklevel=2)
+            return
+        self.versions.append(version)
+        logger.info("adaptergit: recorded %s", version.ref)
+        self._mark_best(args, version, metrics)
+        if self.keep_last is not None:
+            self._evict_old()
+
+    def _metric_name(self, args: Any, metrics: dict[str, Any]) -> tuple[str, bool] | None:
+        name = self.metric or getattr(args, "metric_for_best_model", None)
+        if name is None:
+            if "eval_loss" not in metrics:
+                return None
+            name = "eval_loss"
+        if not name.startswith("eval_") and f"eval_{name}" in metrics:
+            name = f"eval_{name}"
+        greater = self.greater_is_better
+        if greater is None and self.metric is None:
+            greater = getattr(args, "greater_is_better", None)
+        if greater is None:
+            greater = not name.endswith("loss")
+        return name, bool(greater)
+
+    def _mark_best(self, args: Any, version: Version, metrics: dict[str, Any]) -> None:
+        chosen = self._metric_name(args, metrics)
+        if chosen is None or chosen[0] not in metrics:
+            return
+        name, greater = chosen
+        value = float(metrics[name])
+        if self._best_value is not None and not (
+            value > self._best_value if greater else value < self._best_value
+        ):
+            return
+        try:
+            self.repo.assign(version.ref, self.stage, message="")
+        except AdapterGitError as exc:
+            warnings.warn(
+                f"adaptergit: could not mark {version.ref} #{self.stage}: {exc}", stacklevel=2
+            )
+            return
+        self._best_value = value
+        self.best = version
+
+    def _evict_old(self) -> None:
+        """Drop old weights from the local cache where the default DVC remote holds them."""
+        assert self.keep_last is not None
+        repo = self.repo
+        old = self.versions[: -self.keep_last]
+        if not old:
+            return
+        staged = {commit for (_n, commit), stages in repo._stages(self.name).items() if stages}
+        keep = {
+            v.manifest.weights.md5
+            for v in self.versions[-self.keep_last :]
+            if v.manifest is not None
+        }
+        candidates = {
+            v.manifest.weights.md5 for v in old if v.manifest is not None and v.commit not in staged
+        } - keep
+        candidates = {m for m in candidates if repo.dvc.in_cache(m)}
+        if not candidates:
+            return
+        remote = repo.remotes.default()
+        if remote is None:
+            return
+        try:
+            missing = repo.remotes.missing(sorted(candidates), remote)
+        except AdapterGitError as exc:
+            warnings.warn(
+                f"adaptergit: keep_last: cannot ask DVC remote {remote}: {exc}", stacklevel=2
+            )
+            return
+        for md5 in sorted(candidates - set(missing)):
+            repo.dvc.drop(md5)
+
+
+def collect_metrics(
+    state: Any, eval_metrics: dict[str, Any] | None = None
+) -> dict[str, float | int]:
+    """step, epoch, the latest training loss and the latest eval metrics, from the Trainer state."""
+    metrics: dict[str, float | int] = {"step": int(state.global_step)}
+    if state.epoch is not None:
+        metrics["epoch"] = round(float(state.epoch), 4)
+    latest_eval: dict[str, Any] = {}
+    for entry in state.log_history:
+        if "loss" in entry and _finite(entry["loss"]):
+            metrics["train_loss"] = float(entry["loss"])
+        if any(k.startswith("eval_") for k in entry):
+            latest_eval = entry
+    if eval_metrics:
+        latest_eval = eval_metrics
+    for key, value in latest_eval.items():
+        if key.startswith("eval_") and not key.endswith(_NOISE_SUFFIXES) and _finite(value):
+            metrics[key] = value if isinstance(value, int) else float(value)
+    return metrics
+
+
+def _finite(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+__all__ = ["AdapterGitCallback", "collect_metrics"]

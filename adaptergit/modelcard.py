@@ -1,0 +1,130 @@
+"""The ``README.md`` model card that ``checkout --to`` writes, in the Hugging Face Hub's format.
+
+YAML front matter (``library_name: peft``, ``base_model``, tags, the metrics as ``model-index``
+results) and, below it, the version, commit, base-model fingerprint and how to load the folder, so
+that the folder can be uploaded to the Hub as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptergit import yamltext
+from adaptergit.fingerprint import is_hub_id
+from adaptergit.loading import AUTO_CLASSES
+from adaptergit.manifest import Version
+from adaptergit.metrics import flatten
+
+CARD_NAME = "README.md"
+# PEFT task types -> the Hub's pipeline tags.
+_PIPELINES = {
+    "CAUSAL_LM": "text-generation",
+    "SEQ_2_SEQ_LM": "text2text-generation",
+    "SEQ_CLS": "text-classification",
+    "TOKEN_CLS": "token-classification",
+    "QUESTION_ANS": "question-answering",
+    "FEATURE_EXTRACTION": "feature-extraction",
+}
+# Training bookkeeping, not results: left out of model-index.
+_NOT_RESULTS = frozenset({"step", "global_step", "epoch"})
+
+
+def front_matter(version: Version, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The card's metadata as the Hub reads it."""
+    manifest = version.manifest
+    config = config or {}
+    base = manifest.base_model.name_or_path if manifest else None
+    hub_base = base if base and is_hub_id(base) else None
+    task = config.get("task_type")
+    pipeline = _PIPELINES.get(task) if isinstance(task, str) else None
+    peft_type = (manifest.peft_type if manifest else str(config.get("peft_type", ""))).lower()
+    tags = ["adaptergit", "peft"] + ([peft_type] if peft_type else [])
+    if hub_base:
+        tags.append(f"base_model:adapter:{hub_base}")
+    data: dict[str, Any] = {"library_name": "peft"}
+    if hub_base:
+        data["base_model"] = hub_base
+    if pipeline:
+        data["pipeline_tag"] = pipeline
+    data["tags"] = tags
+    results = {k: v for k, v in flatten(version.metrics).items() if k not in _NOT_RESULTS}
+    if results:
+        data["model-index"] = [
+            {
+                "name": version.name,
+                "results": [
+                    {
+                        "task": {"type": pipeline or "other"},
+                        "dataset": {"name": "evaluation data", "type": "custom"},
+                        "metrics": [
+                            {"type": key, "value": value, "name": key}
+                            for key, value in results.items()
+                        ],
+                    }
+                ],
+            }
+        ]
+    return data
+
+
+def render(version: Version, config: dict[str, Any] | None) -> bytes:
+    """The whole README.md."""
+    m = version.manifest
+    lines = ["---", yamltext.dump(front_matter(version, config)).rstrip("\n"), "---", ""]
+    lines += [f"# {version.name} {version.version}", ""]
+    if m is not None and m.message:
+        lines += [m.message, ""]
+    base = m.base_model if m is not None else None
+    lines += [
+        f"A {m.peft_type if m else 'PEFT'} adapter recorded with "
+        "[adaptergit](https://pypi.org/project/adaptergit/).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| version | `{version.ref}` |",
+        f"| commit | `{version.commit}` |",
+    ]
+    if base is not None:
+        lines.append(
+            f"| base model | `{base.name_or_path or 'unknown'}`"
+            + (f" (revision `{base.revision}`)" if base.revision else "")
+            + " |"
+        )
+        if base.content_hash:
+            lines.append(f"| base content hash | `{base.content_hash}` |")
+            lines.append(f"| base structure hash | `{base.structure_hash}` |")
+        else:
+            lines.append("| base fingerprint | not recorded (the base model was not on disk) |")
+    if m is not None:
+        lines.append(f"| weights sha256 | `{m.weights.sha256}` |")
+    flat = flatten(version.metrics)
+    if flat:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in flat.items()]
+    base_ref = (base.name_or_path if base is not None else None) or "BASE_MODEL"
+    auto = AUTO_CLASSES.get(str((config or {}).get("task_type")), "AutoModel")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from peft import PeftModel",
+        f"from transformers import {auto}",
+        "",
+        f'base = {auto}.from_pretrained("{base_ref}")',
+        'model = PeftModel.from_pretrained(base, ".")  # this folder',
+        "```",
+        "",
+        "or, from the registry, checking the base model's fingerprint first:",
+        "",
+        "```python",
+        "import adaptergit",
+        "",
+        f'model = adaptergit.load("{version.ref}", "{base_ref}", repo="REGISTRY")',
+        "```",
+        "",
+    ]
+    return "\n".join(lines).encode()
+
+
+__all__ = ["CARD_NAME", "front_matter", "render"]
