@@ -85,13 +85,22 @@ def log_table(versions: Sequence[Version], width: int | None = None) -> list[str
     header = [header[i] for i in keep]
     rows = [[r[i] for i in keep] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    # Too wide: give up message, then metrics, characters first; the other columns stay whole.
+    for column, floor in (("MESSAGE", 8), ("METRICS", 12)):
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0 and column in header:
+            i = header.index(column)
+            widths[i] = max(floor, widths[i] - excess)
     lines = []
     for cells in [header, *rows]:
-        line = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-        if len(line) > width:
-            line = line[: width - 1] + "…"
-        lines.append(line)
+        cut = [_fit(c, w) for c, w in zip(cells, widths, strict=True)]
+        line = "  ".join(c.ljust(w) for c, w in zip(cut, widths, strict=True)).rstrip()
+        lines.append(line[: width - 1] + "…" if len(line) > width else line)
     return lines
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def show_lines(version: Version) -> list[str]:
