@@ -96,13 +96,15 @@ def test_commit_log_show_checkout_via_cli(tmp_path: Path, make_adapter) -> None:
     )
     assert r.returncode == 0, r.stderr
 
-    r = run("-C", str(reg), "log")
+    r = run("-C", str(reg), "log", env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split()[:3] == ["DATE", "VERSION", "COMMIT"]
     assert "v0.1.0" in lines[1] and "v0.0.1" in lines[2]
-    assert "eval.loss=1.25" in lines[2] and "first" in lines[2]
-    assert all(len(x) <= 80 for x in lines)
+    assert "eval.loss=1.25" in lines[2] and "first try" in lines[2]
+    narrow = run("-C", str(reg), "log", env={**os.environ, "COLUMNS": "80"}).stdout.splitlines()
+    assert all(len(x) <= 80 for x in narrow)
+    assert "v0.0.1" in narrow[2] and "first" in narrow[2]
 
     r = run("-C", str(reg), "log", "demo", "--json")
     data = json.loads(r.stdout)
