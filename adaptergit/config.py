@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from adaptergit.errors import InvalidConfig
 
 CONFIG_NAME = ".adaptergit.toml"
@@ -31,6 +29,8 @@ class RepoConfig:
 
     @classmethod
     def load(cls, root: Path) -> RepoConfig:
+        import tomllib  # only the pre-commit hook and a few commands read the config
+
         path = root / CONFIG_NAME
         try:
             data = tomllib.loads(path.read_text())

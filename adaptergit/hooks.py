@@ -24,6 +24,8 @@ CHAINED_SUFFIX = ".adaptergit-chained"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 POINTER_GLOB = f"{ADAPTERS_DIR}/*/adapter_model.safetensors.dvc"
 NO_FETCH_ENV = "ADAPTERGIT_NO_FETCH"
+# Set for the `git push` that `adaptergit push` runs, so the pre-push hook does not redo the work.
+PUSHED_ENV = "ADAPTERGIT_WEIGHTS_PUSHED"
 
 
 def shim(name: str) -> str:
@@ -149,6 +151,21 @@ def run(name: str, args: Sequence[str], stdin: bytes | None = None, cwd: Path | 
     return pre_push(git, remote, text.splitlines())
 
 
+def main(name: str, args: Sequence[str]) -> int:
+    """Run a hook from the command line: one line on stderr for any error, as the CLI does."""
+    try:
+        return run(name, args)
+    except AdapterGitError as exc:
+        _err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as exc:
+        _err(f"unexpected error in the {name} hook: {type(exc).__name__}: {exc}")
+        return 255
+
+
 def _err(message: str) -> None:
     print(f"adaptergit: {message}", file=sys.stderr)
 
@@ -240,8 +257,6 @@ def sync_weights(git: GitRepo, old: str, new: str) -> int:
 
 def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
     """Upload the weights of every version this push publishes; abort the push if any fails."""
-    from adaptergit.sync import PUSHED_ENV
-
     if os.environ.get(PUSHED_ENV):
         return 0
     if not any(line.strip() and line.split()[1:2] != [ZERO_SHA] for line in lines):

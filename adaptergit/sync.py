@@ -16,8 +16,7 @@ from adaptergit.refs import parse_stage_tag, parse_version_tag
 if TYPE_CHECKING:
     from adaptergit.repo import Repo
 
-# Set for the `git push` that adaptergit itself runs, so the pre-push hook does not redo the work.
-PUSHED_ENV = "ADAPTERGIT_WEIGHTS_PUSHED"
+from adaptergit.hooks import PUSHED_ENV
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,22 +68,24 @@ def upload(repo: Repo, versions: Sequence[Version], remote: str) -> tuple[str, .
         assert v.manifest is not None
         by_md5.setdefault(v.manifest.weights.md5, []).append(v.ref)
     not_local = [m for m in by_md5 if not repo.dvc.in_cache(m)]
-    try:
-        missing = repo.remotes.missing(by_md5, remote)
-    except DvcError as exc:  # the remote cannot even be asked: nothing arrives
-        raise TransferFailed(
-            "push", remote, sorted(r for refs in by_md5.values() for r in refs), exc.detail
-        ) from exc
-    # Weights that are on the remote already need nothing; absent everywhere is an error.
-    lost = [m for m in not_local if m in missing]
-    if lost:
-        raise TransferFailed(
-            "push",
-            remote,
-            sorted(r for m in lost for r in by_md5[m]),
-            "weights are not in the local cache",
-        )
-    outcome = repo.remotes.push([m for m in missing], remote)
+    if not_local:
+        # Weights already on the remote need nothing; absent everywhere is an error. (When all
+        # are local, DVC's push asks the remote itself: no need to ask twice.)
+        try:
+            missing = repo.remotes.missing(not_local, remote)
+        except DvcError as exc:  # the remote cannot even be asked: nothing arrives
+            raise TransferFailed(
+                "push", remote, sorted(r for refs in by_md5.values() for r in refs), exc.detail
+            ) from exc
+        lost = [m for m in not_local if m in missing]
+        if lost:
+            raise TransferFailed(
+                "push",
+                remote,
+                sorted(r for m in lost for r in by_md5[m]),
+                "weights are not in the local cache",
+            )
+    outcome = repo.remotes.push([m for m in by_md5 if m not in not_local], remote)
     if outcome.failed:
         raise TransferFailed(
             "push",
