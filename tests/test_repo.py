@@ -336,7 +336,9 @@ def test_init_inside_another_work_tree_makes_its_own_repository(tmp_path: Path) 
     assert git(outer, "tag", "-l") == ""
 
 
-def test_commit_records_base_model_fingerprint(registry: Repo, make_adapter, base_model_dir: Path) -> None:
+def test_commit_records_base_model_fingerprint(
+    registry: Repo, make_adapter, base_model_dir: Path
+) -> None:
     from adaptergit.fingerprint import fingerprint_model
 
     v = registry.commit(make_adapter(seed=1), name="b", base_model=base_model_dir)
@@ -347,7 +349,9 @@ def test_commit_records_base_model_fingerprint(registry: Repo, make_adapter, bas
     assert base.content_hash == expected.content_hash
     assert base.structure_hash == expected.structure_hash
     shown = registry.show("b")
-    assert shown.manifest is not None and shown.manifest.base_model.content_hash == base.content_hash
+    assert (
+        shown.manifest is not None and shown.manifest.base_model.content_hash == base.content_hash
+    )
     # Without a base model on disk the name is recorded and the fingerprint marked unknown.
     v2 = registry.commit(make_adapter(seed=2), name="b")
     assert v2.manifest is not None and v2.manifest.base_model.status == "unknown"
