@@ -726,7 +726,11 @@ def textconv_command() -> str:
 
 
 def configure_driver(git: GitRepo) -> list[str]:
-    """Set ``diff.adaptergit.textconv`` in .git/config and the attributes; return paths to commit."""
+    """Set ``diff.adaptergit.textconv`` in .git/config and the attributes; return paths to commit.
+
+    Not ``cachetextconv``: git would then write notes commits during ``git log -p``, which fails
+    outright where no committer identity is configured.
+    """
     from adaptergit.fsutil import atomic_write
 
     if git.config_get(f"diff.{DRIVER}.textconv") is None:

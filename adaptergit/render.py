@@ -306,6 +306,8 @@ def status_lines(report: Any, color: bool = False) -> list[str]:
         lines.append(
             paint("git diff driver not configured:", "yellow", color) + " run `adaptergit init`"
         )
+    if not lines and not report.adapters and not report.versions:
+        lines.append("clean: no adapters yet (record one with `adaptergit commit DIR --name NAME`)")
     if not lines:
         clean = len(report.adapters)
         where = f" and on DVC remote {report.remote!r}" if report.remote else ""
