@@ -87,8 +87,16 @@ class DvcRepo:
         try:
             from dvc.repo import Repo
 
-            with contextlib.redirect_stdout(io.StringIO()):  # DVC prints a banner
-                Repo.init(str(self.root))
+            import logging
+
+            logger = logging.getLogger("dvc")
+            level = logger.level
+            logger.setLevel(logging.WARNING)  # DVC announces itself at INFO
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    Repo.init(str(self.root))
+            finally:
+                logger.setLevel(level)
         except Exception as exc:  # DVC raises many kinds; all are one line to the user
             raise DvcError("init", str(exc)) from exc
         return [f"{DVC_DIR}/config", f"{DVC_DIR}/.gitignore", ".dvcignore"]

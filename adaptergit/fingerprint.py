@@ -428,7 +428,9 @@ def resolve_base_model(
         given = str(base_model)
         candidate = Path(given).expanduser()
         if candidate.exists():
-            return candidate, given, _snapshot_commit(candidate)
+            # A relative path means nothing once the command is over: record it absolute.
+            label = given if Path(given).is_absolute() else str(candidate.resolve())
+            return candidate, label, _snapshot_commit(candidate)
         if isinstance(base_model, Path) or not is_hub_id(given):
             raise InvalidBaseModel(
                 candidate, "does not exist and is not a Hugging Face model id like org/name"
