@@ -163,6 +163,19 @@ class UnknownVersion(AdapterGitError):
         super().__init__(f"{name} has no version {version!r}; its versions: {_listing(self.known)}")
 
 
+class UnknownStage(UnknownVersion):
+    def __init__(self, name: str, stage: str, assigned: Iterable[str]) -> None:
+        AdapterGitError.__init__(
+            self,
+            f"{name}#{stage}: no version of {name} has stage {stage!r}; stages assigned: "
+            f"{_listing(sorted(assigned))} (assign one with `adaptergit assign {name}@vX.Y.Z "
+            f"--stage {stage}`, or fetch stage tags with `git fetch --tags`)",
+        )
+        self.name = name
+        self.version = f"#{stage}"
+        self.known = sorted(assigned)
+
+
 class UnknownRevision(AdapterGitError):
     def __init__(self, name: str, revision: str, reason: str = "") -> None:
         self.name = name

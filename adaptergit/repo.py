@@ -26,6 +26,7 @@ from adaptergit.errors import (
     UncommittedChanges,
     UnknownAdapter,
     UnknownRevision,
+    UnknownStage,
     UnknownVersion,
     VersionExists,
     VersionNotNewer,
@@ -292,7 +293,7 @@ class Repo:
                     tag = max(at, key=lambda r: r[2])[0] if at else None
                     return self._version_at(name, commit, tag=tag, with_config=with_config)
             assigned = sorted({s for (_n, _c), ss in self._stages(name).items() for s in ss})
-            raise UnknownVersion(name, f"#{ref.stage}", [f"#{s}" for s in assigned])
+            raise UnknownStage(name, ref.stage, assigned)
         if ref.version is None:
             tag, _n, _v = max(regs, key=lambda r: r[2])
         else:
