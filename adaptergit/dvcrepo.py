@@ -85,9 +85,9 @@ class DvcRepo:
         if self.initialized:
             return []
         try:
-            from dvc.repo import Repo
-
             import logging
+
+            from dvc.repo import Repo
 
             logger = logging.getLogger("dvc")
             level = logger.level
