@@ -466,8 +466,7 @@ class DvcRemotes:
             return TransferOutcome(transferred=frozenset(), failed=frozenset())
         cloud = self._repo().cloud
         try:
-            with _progress_bars():
-                result = getattr(cloud, direction)(self._hash_infos(wanted), remote=remote)
+            result = getattr(cloud, direction)(self._hash_infos(wanted), remote=remote)
         except Exception as exc:  # connection refused, auth, missing bucket: all end the transfer
             return TransferOutcome(
                 transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
@@ -479,25 +478,6 @@ class DvcRemotes:
             transferred=frozenset(h.value for h in result.transferred),
             failed=frozenset(failed),
         )
-
-
-@contextlib.contextmanager
-def _progress_bars() -> Iterator[None]:
-    """Let DVC draw its transfer bars (files, and bytes per file) on a terminal.
-
-    DVC hides them unless its logger is at INFO; nothing else is logged, as no handler is set.
-    """
-    import logging
-    import sys
-
-    logger = logging.getLogger("dvc")
-    previous = logger.level
-    if sys.stderr.isatty():
-        logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _one_line(exc: BaseException) -> str:

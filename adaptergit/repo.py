@@ -717,9 +717,19 @@ class Repo:
         options: Mapping[str, str] | None = None,
     ) -> None:
         """Add a DVC remote and commit .dvc/config (secrets stay in the git-ignored config.local)."""
+        paths = [self.dvc.dvc_dir / "config", self.dvc.dvc_dir / "config.local"]
         with self._locked():
-            self.remotes.add(name, url, default=default, options=dict(options or {}))
-            self.git.commit_staged(f"Add DVC remote {name}", [".dvc/config"])
+            before = {p: p.read_bytes() if p.exists() else None for p in paths}
+            try:
+                self.remotes.add(name, url, default=default, options=dict(options or {}))
+                self.git.commit_staged(f"Add DVC remote {name}", [".dvc/config"])
+            except BaseException:  # e.g. git cannot commit: leave the config as it was
+                for path, data in before.items():
+                    if data is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        atomic_write(path, data)
+                raise
 
     def push(
         self, refs: Sequence[str] = (), *, remote: str | None = None, git_remote: str | None = None

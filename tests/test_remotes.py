@@ -344,3 +344,22 @@ def test_git_remote_over_ssh_with_ssh_dvc_remote(
     assert sha256(clone / "adapters/shared/adapter_model.safetensors") == sha256(
         srcs[0] / "adapter_model.safetensors"
     )
+
+
+def test_failed_remote_add_leaves_config_as_it_was(
+    registry: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    before = (registry.root / ".dvc/config").read_bytes()
+    head = git(registry.root, "rev-parse", "HEAD")
+    # git cannot commit without an identity: the remote must not stay half-added.
+    for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("EMAIL", "")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    git(registry.root, "config", "user.useConfigOnly", "true")
+    r = cli(registry.root, "remote", "add", "store", "ssh://u:secret@127.0.0.1:22/srv/store")
+    assert r.returncode == 1 and r.stderr.startswith("adaptergit: error: git ")
+    assert (registry.root / ".dvc/config").read_bytes() == before
+    assert not (registry.root / ".dvc/config.local").exists()
+    assert git(registry.root, "rev-parse", "HEAD") == head
+    assert git(registry.root, "status", "--porcelain") == ""
