@@ -152,7 +152,8 @@ def fetch_versions(
     if not needed:
         return FetchResult(remote=remote, versions=tuple(v.ref for v in versions), fetched=())
     remote = require_remote(repo, remote)
-    outcome = repo.remotes.fetch(needed, remote)
+    sizes = {v.manifest.weights.md5: v.manifest.weights.size for v in versions if v.manifest}
+    outcome = repo.remotes.fetch(needed, remote, total_bytes=sum(sizes[m] for m in needed))
     if outcome.failed:
         raise TransferFailed(
             "fetch",

@@ -363,3 +363,24 @@ def test_failed_remote_add_leaves_config_as_it_was(
     assert not (registry.root / ".dvc/config.local").exists()
     assert git(registry.root, "rev-parse", "HEAD") == head
     assert git(registry.root, "status", "--porcelain") == ""
+
+
+def test_transfers_show_bytes_on_a_terminal(
+    shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from adaptergit import dvcrepo
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    ssh_server.trust(Path(os.environ["HOME"]))
+    repo, _bare, _srcs = shared(RemoteSpec("ssh", ssh_server.url(tmp_path / "store"), {}))
+    monkeypatch.setattr(dvcrepo._Reporter, "MIN_BYTES", 0)  # the test adapters are small
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    repo.push()
+    drawn = screen.getvalue()
+    assert "push: " in drawn and "(100%)" in drawn and drawn.endswith("\r\x1b[K")
