@@ -20,6 +20,20 @@ from adaptergit.cli import cli, main
 COMMANDS = ["init", "commit", "log", "show", "checkout"]
 
 
+def _all_commands() -> list[list[str]]:
+    """Every visible command, and every subcommand of a group (remote add, hooks status, ...)."""
+    import click
+
+    found = []
+    for name, command in sorted(cli.commands.items()):
+        if command.hidden:
+            continue
+        found.append([name])
+        if isinstance(command, click.Group):
+            found += [[name, sub] for sub, c in sorted(command.commands.items()) if not c.hidden]
+    return found
+
+
 def run(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return subprocess.run(
         [sys.executable, "-m", "adaptergit", *args],
@@ -52,9 +66,9 @@ def snapshot(root: Path) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help_describes_each_command(command: str) -> None:
-    result = CliRunner().invoke(cli, [command, "--help"], catch_exceptions=False)
+@pytest.mark.parametrize("command", _all_commands(), ids=" ".join)
+def test_help_describes_each_command(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "Usage: " in result.output
     summary = result.output.split("\n\n")[1].strip()
