@@ -474,19 +474,27 @@ class DvcRemotes:
             )
         progress = byte_progress(direction, total_bytes)
         try:
-            result = self._run_transfer(direction, wanted, remote, progress)
-        except Exception as exc:  # connection refused, auth, missing bucket: all end the transfer
+            self._repo()  # importing DVC installs its console log handlers; replace them after
+        except Exception as exc:
             return TransferOutcome(
                 transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
             )
-        finally:
-            progress.close()
+        with _dvc_messages() as messages:
+            try:
+                result = self._run_transfer(direction, wanted, remote, progress)
+            except Exception as exc:  # connection refused, auth, missing bucket: all end it
+                return TransferOutcome(
+                    transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
+                )
+            finally:
+                progress.close()
         failed = {h.value for h in result.failed}
         if direction == "pull":
             failed |= {m for m in wanted if not self.repo.in_cache(m)}
         return TransferOutcome(
             transferred=frozenset(h.value for h in result.transferred),
             failed=frozenset(failed),
+            error=messages[0] if failed and messages else None,
         )
 
     def _run_transfer(
@@ -589,6 +597,35 @@ def byte_progress(label: str, total: int) -> Any:
             reporter.close()
 
     return Parent()
+
+
+@contextlib.contextmanager
+def _dvc_messages() -> Iterator[list[str]]:
+    """Collect what DVC logs at WARNING and above instead of letting it reach stderr.
+
+    DVC reports each failed object on its own line; adaptergit's error is one line naming the
+    versions, with the first of DVC's messages as the reason.
+    """
+    import logging
+
+    messages: list[str] = []
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(" ".join(record.getMessage().split()))
+
+    handler = Collector(level=logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    saved = [(logger, logger.handlers[:], logger.propagate) for logger in loggers]
+    for logger in loggers:  # DVC may have set up its own console handler: stand in for it
+        logger.handlers = [handler]
+        logger.propagate = False
+    try:
+        yield messages
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.handlers = handlers
+            logger.propagate = propagate
 
 
 def _one_line(exc: BaseException) -> str:

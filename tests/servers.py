@@ -5,6 +5,7 @@ Each is started by the test session itself; nothing is mocked, nothing leaves th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -187,3 +188,70 @@ class S3Server:
             "secret_access_key": "testing",
             "region": "us-east-1",
         }
+
+
+class TcpProxy:
+    """A TCP relay on 127.0.0.1 in front of a server, that can drop dead mid-transfer.
+
+    `cut_after` bytes sent by clients, it closes every connection and stops listening, as a
+    server that goes down part-way through an upload would look to the client.
+    """
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self.cut_after: int | None = None
+        self.sent = 0
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = __import__("threading").Lock()
+
+    def start(self) -> TcpProxy:
+        import threading
+
+        self.sent = 0
+        server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        server.settimeout(0.2)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def _accept(self, server: socket.socket) -> None:
+        import threading
+
+        while self._server is server:
+            try:
+                client, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if counted:
+                    self.sent += len(data)
+                    if self.cut_after is not None and self.sent >= self.cut_after:
+                        self.stop()
+                        return
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()

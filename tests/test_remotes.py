@@ -384,3 +384,68 @@ def test_transfers_show_bytes_on_a_terminal(
     repo.push()
     drawn = screen.getvalue()
     assert "push: " in drawn and "(100%)" in drawn and drawn.endswith("\r\x1b[K")
+
+
+def _big_adapter(folder: Path, seed: int, mb: int = 4) -> Path:
+    """A LoRA adapter of a few MB in PEFT's layout (random factors), so an upload takes a while."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    layers = max(1, mb * 1_000_000 // (2 * 8 * 1024 * 4))
+    tensors = {}
+    for i in range(layers):
+        prefix = f"base_model.model.model.layers.{i}.self_attn.q_proj"
+        tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((8, 1024), dtype=np.float32)
+        tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((1024, 8), dtype=np.float32)
+    folder.mkdir(parents=True)
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})
+    )
+    return folder
+
+
+def test_connection_lost_mid_upload_publishes_nothing_then_recovers(
+    tmp_path: Path, ssh_server
+) -> None:  # type: ignore[no-untyped-def]
+    """The SSH remote goes away part-way through the upload (a relay drops every connection)."""
+    from .servers import TcpProxy
+
+    proxy = TcpProxy(ssh_server.port).start()
+    home = Path(os.environ["HOME"])
+    ssh_server.trust(home)
+    with open(home / ".ssh/known_hosts", "a") as f:  # the relay's port serves the same host key
+        key = (ssh_server.root / "host_ed25519.pub").read_text().split()
+        f.write(f"[127.0.0.1]:{proxy.port} {key[0]} {key[1]}\n")
+    try:
+        repo = Repo.init(tmp_path / "reg")
+        for seed in (1, 2):
+            repo.commit(_big_adapter(tmp_path / f"a{seed}", seed), name="big")
+        bare = tmp_path / "registry.git"
+        git(tmp_path, "init", "-q", "--bare", str(bare))
+        git(repo.root, "remote", "add", "origin", str(bare))
+        store = tmp_path / "store"
+        repo.remote_add(
+            "store", f"ssh://{ssh_server.user}@127.0.0.1:{proxy.port}{store}", default=True
+        )
+        proxy.cut_after = 2_000_000  # past the handshake, inside the 8 MB of weights
+        r = cli(repo.root, "push")
+        assert proxy.sent >= 2_000_000  # the cut came mid-upload
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.startswith("adaptergit: error: push to DVC remote 'store' failed")
+        assert "big@v0.0." in r.stderr and "nothing was pushed to git" in r.stderr
+        assert git(bare, "tag", "-l") == "" and git(bare, "branch") == ""
+        proxy.cut_after = None
+        proxy.start()  # the server is back
+        r = cli(repo.root, "push")
+        assert r.returncode == 0, r.stderr
+        assert set(git(bare, "tag", "-l").split()) == {"big@v0.0.1", "big@v0.0.2"}
+        for ref in ("big@v0.0.1", "big@v0.0.2"):
+            md5 = repo.resolve(ref).manifest.weights.md5  # type: ignore[union-attr]
+            obj = store / "files/md5" / md5[:2] / md5[2:]
+            assert sha256(obj) == repo.resolve(ref).manifest.weights.sha256  # type: ignore[union-attr]
+    finally:
+        proxy.stop()
