@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,3 +274,39 @@ class HashCache:
 def default_cache() -> HashCache:
     """A cache in the default directory (see `cache_dir`), read from the environment now."""
     return HashCache()
+
+
+SHA256_KIND = "sha256"
+
+
+def file_sha256(
+    path: Path,
+    cache: HashCache | None = None,
+    compute: Callable[[Path], str | None] | None = None,
+) -> str | None:
+    """sha256 of a file, read only when its identity (size, mtime, inode) changed since the last
+    time; None if it cannot be read. `compute` hashes it when needed (default: a plain read)."""
+    cache = cache if cache is not None else default_cache()
+    try:
+        identity = FileIdentity.of(
+            path
+        )  # taken before reading: a file changed meanwhile is not cached
+    except OSError:
+        return None
+    found = cache.get(path, SHA256_KIND, identity=identity)
+    if isinstance(found, str):
+        return found
+    digest = (compute or _read_sha256)(path)
+    if digest is not None:
+        cache.put(path, SHA256_KIND, digest, identity=identity)
+    return digest
+
+
+def _read_sha256(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None

@@ -441,19 +441,16 @@ def _read_json(path: Path) -> Any:
 
 def _weights_hash(path: Path, cache: Any, progress: Progress | None) -> str | None:
     """sha256 of a work-tree weights file, from the stat-keyed cache when it is unchanged."""
-    from adaptergit.hashcache import FileIdentity
+    from adaptergit.hashcache import file_sha256
 
-    try:
-        ident = FileIdentity.of(path)
-    except OSError:
-        return None
-    found = cache.get(path, "sha256", identity=ident)
-    if isinstance(found, str):
-        return found
-    digest = _sha256(path, _Meter(ident.size, progress))
-    if digest is not None:
-        cache.put(path, "sha256", digest, identity=ident)
-    return digest
+    def compute(p: Path) -> str | None:
+        try:
+            size = p.stat().st_size
+        except OSError:
+            return None
+        return _sha256(p, _Meter(size, progress))
+
+    return file_sha256(path, cache, compute)
 
 
 def _tree_id(entries: dict[str, str]) -> str:

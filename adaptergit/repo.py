@@ -679,7 +679,7 @@ class Repo:
 
         Returns False when they already did. Used by the post-checkout and post-merge hooks.
         """
-        from adaptergit.hashcache import default_cache
+        from adaptergit.hashcache import file_sha256
 
         target = self.adapter_dir(name)
         manifest = Manifest.from_json(
@@ -687,14 +687,12 @@ class Repo:
         )
         weights = manifest.weights
         path = target / WEIGHTS_FILE
-        if path.exists() and path.stat().st_size == weights.size:
-            cache = default_cache()
-            sha = cache.get(path, "sha256")
-            if sha is None:
-                sha = _sha256_file(path)
-                cache.put(path, "sha256", sha)
-            if sha == weights.sha256:
-                return False
+        if (
+            path.exists()
+            and path.stat().st_size == weights.size
+            and file_sha256(path) == weights.sha256
+        ):
+            return False
         version = Version(
             name=name, version=manifest.version, commit="", tag=None, created=0, manifest=manifest
         )
@@ -756,7 +754,7 @@ class Repo:
 
     def unrecorded_changes(self, name: str) -> list[str]:
         """Files of ``adapters/NAME`` whose content is in no recorded version (lost if overwritten)."""
-        from adaptergit.hashcache import default_cache
+        from adaptergit.hashcache import file_sha256
 
         target = self.adapter_dir(name)
         if not target.is_dir():
@@ -778,12 +776,7 @@ class Repo:
             if recorded.get(filename) != oid:
                 changed.append(filename)
         if WEIGHTS_FILE in present:
-            path = target / WEIGHTS_FILE
-            cache = default_cache()
-            sha = cache.get(path, "sha256")
-            if sha is None:
-                sha = _sha256_file(path)
-                cache.put(path, "sha256", sha)
+            sha = file_sha256(target / WEIGHTS_FILE)
             if manifest is None or sha != manifest.weights.sha256:
                 changed.append(WEIGHTS_FILE)
         return changed
@@ -860,13 +853,6 @@ class Repo:
         from adaptergit import stages
 
         return stages.unassign(self, name, stage, message=message)
-
-
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _tool_versions(converted: bool) -> dict[str, str]:
