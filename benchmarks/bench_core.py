@@ -96,6 +96,18 @@ class Tools:
     git: str
     python: str
 
+    @classmethod
+    def found(cls, env: dict[str, str]) -> Tools:
+        """The programs as this interpreter's installation has them (not version-manager shims)."""
+        return cls(
+            env=env,
+            adaptergit=executable("adaptergit"),
+            dvc=executable("dvc"),
+            gto=executable("gto"),
+            git=executable("git"),
+            python=sys.executable,
+        )
+
     def run(self, *cmd: str | Path, cwd: Path) -> float:
         """Run one command to completion and return its wall time; fail loudly if it fails."""
         args = [str(c) for c in cmd]
@@ -369,14 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         env = bench_env(work)
         os.environ.clear()  # the log registry is built in this process, so it gets the same
         os.environ.update(env)  # environment (no GIT_DIR or GIT_INDEX_FILE from a caller)
-        tools = Tools(
-            env=env,
-            adaptergit=executable("adaptergit"),
-            dvc=executable("dvc"),
-            gto=executable("gto"),
-            git=executable("git"),
-            python=sys.executable,
-        )
+        tools = Tools.found(env)
         wanted = set(args.only or TARGETS)
         benches: list[tuple[str, Callable[[], Result]]] = [
             ("help", lambda: bench_help(tools, work, fast_repeat(args.repeat))),

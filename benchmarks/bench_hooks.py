@@ -39,7 +39,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench_core import Tools, executable, new_git_repo, scratch_dir
+from bench_core import Tools, new_git_repo, scratch_dir
 from bench_sync import steady_env
 from make_fixtures import write_adapter
 
@@ -215,14 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         env = steady_env(work)
         os.environ.clear()
         os.environ.update(env)
-        tools = Tools(
-            env=env,
-            adaptergit=executable("adaptergit"),
-            dvc=executable("dvc"),
-            gto=executable("gto"),
-            git=executable("git"),
-            python=sys.executable,
-        )
+        tools = Tools.found(env)
         print("... building the registry", file=sys.stderr, flush=True)
         repo = build_registry(tools, work)
         items = timings(tools, repo, inherited)

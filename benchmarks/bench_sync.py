@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_core import Tools, bench_env, executable, new_git_repo, scratch_dir
+from bench_core import Tools, bench_env, new_git_repo, scratch_dir
 from make_fixtures import write_adapter
 
 HERE = Path(__file__).resolve().parent
@@ -363,14 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         env = steady_env(work)
         os.environ.clear()
         os.environ.update(env)
-        tools = Tools(
-            env=env,
-            adaptergit=executable("adaptergit"),
-            dvc=executable("dvc"),
-            gto=executable("gto"),
-            git=executable("git"),
-            python=sys.executable,
-        )
+        tools = Tools.found(env)
         server = SSHServer(work / "sshd").setup().start()
         try:
             server.trust(Path(env["HOME"]))
