@@ -193,27 +193,34 @@ class S3Server:
 class TcpProxy:
     """A TCP relay on 127.0.0.1 in front of a server, that can drop dead mid-transfer.
 
-    `cut_after` bytes sent by clients, it closes every connection and stops listening, as a
-    server that goes down part-way through an upload would look to the client.
+    `cut_after` bytes sent by clients, it closes every connection and turns away new ones, as a
+    server that goes down part-way through an upload looks to the client; `start()` again brings
+    it back. It keeps its listening socket throughout, so the port cannot be lost in between.
     """
 
-    def __init__(self, target_port: int, port: int | None = None) -> None:
+    def __init__(self, target_port: int) -> None:
+        import threading
+
         self.target_port = target_port
-        self.port = port or free_port()
+        self.port = 0
         self.cut_after: int | None = None
         self.sent = 0
+        self.down = False
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
-        self._lock = __import__("threading").Lock()
+        self._lock = threading.Lock()
 
     def start(self) -> TcpProxy:
         import threading
 
         self.sent = 0
-        server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        server.settimeout(0.2)
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        self.down = False
+        if self._server is None:
+            server = socket.create_server(("127.0.0.1", 0))
+            server.settimeout(0.2)
+            self.port = server.getsockname()[1]
+            self._server = server
+            threading.Thread(target=self._accept, args=(server,), daemon=True).start()
         return self
 
     def _accept(self, server: socket.socket) -> None:
@@ -223,6 +230,9 @@ class TcpProxy:
             try:
                 client, _ = server.accept()
             except (TimeoutError, OSError):
+                continue
+            if self.down:  # the "server" is gone: hang up at once
+                client.close()
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
@@ -240,18 +250,23 @@ class TcpProxy:
                 if counted:
                     self.sent += len(data)
                     if self.cut_after is not None and self.sent >= self.cut_after:
-                        self.stop()
+                        self.cut()
                         return
         except OSError:
             pass
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+    def cut(self) -> None:
+        """Drop every connection and turn new ones away."""
+        self.down = True
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.cut()
