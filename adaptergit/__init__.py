@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from adaptergit.errors import AdapterGitError
 
 if TYPE_CHECKING:
+    from adaptergit.errors import AdapterGitWarning
     from adaptergit.loading import BaseCheck, check_base, load
     from adaptergit.manifest import Manifest, Version
-    from adaptergit.repo import AdapterGitWarning, Repo
+    from adaptergit.repo import Repo
 
 __all__ = [
     "AdapterGitError",
@@ -27,7 +28,7 @@ __all__ = [
 
 _LAZY = {
     "Repo": "adaptergit.repo",
-    "AdapterGitWarning": "adaptergit.repo",
+    "AdapterGitWarning": "adaptergit.errors",
     "Version": "adaptergit.manifest",
     "Manifest": "adaptergit.manifest",
     "load": "adaptergit.loading",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import mmap
 import os
 import re
@@ -18,16 +17,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import blake3
 
+from adaptergit import peftkeys, strictjson
 from adaptergit.errors import (
     InvalidAdapter,
     InvalidConfig,
-    InvalidManifest,
     InvalidSafetensors,
     MissingDependency,
     UnsafePickle,
 )
+from adaptergit.layout import CONFIG_FILE, PICKLE_FILE, WEIGHTS_FILE
+from adaptergit.manifest import TensorRecord
 from adaptergit.safetensors_format import (
-    DTYPE_SIZES,
     Header,
     TensorSpec,
     read_header,
@@ -37,16 +37,10 @@ from adaptergit.safetensors_format import (
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-PICKLE_NAME = "adapter_model.bin"
-
 # adapter_config.json is a few kB; anything this large is not one, and is refused unparsed.
 MAX_CONFIG_SIZE = 16 * 1024 * 1024
 
 UNTRAINED_LORA_WARNING = "LoRA B matrices are all zero: this adapter looks untrained"
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # Pieces handed to hashlib and to copy_to: large enough that hashlib releases the GIL and the
 # per-call overhead vanishes, small enough that the bytes are still in cache for the next consumer.
@@ -72,74 +66,8 @@ _FLOAT_BITS: dict[str, tuple[str, int, int, int | None]] = {
     "F8_E8M0": ("u1", 0xFF, 0xFF, None),  # unsigned exponent-only scales: 0xFF is NaN
 }
 
-# The tensor-name prefix of each PEFT method whose layers are placed by target_modules, as in the
-# `prefix` attribute of PEFT's tuner classes; a key's module path is what precedes that component.
-_LAYER_PREFIXES = {
-    "LORA": "lora_",
-    "ADALORA": "lora_",
-    "LOHA": "hada_",
-    "LOKR": "lokr_",
-    "IA3": "ia3_",
-    "OFT": "oft_",
-    "BOFT": "boft_",
-    "HRA": "hra_",
-    "VBLORA": "vblora_",
-    "FOURIERFT": "fourierft_",
-}
-_PEFT_KEY_PREFIX = "base_model.model."
-
 
 # --- records ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TensorRecord:
-    """One tensor of an adapter as the manifest records it; the name is its key there."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    blake3: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3}
-
-    @classmethod
-    def from_dict(cls, name: str, data: dict[str, Any]) -> TensorRecord:
-        """Build a record from its manifest entry; errors name the key as `<tensor>.<field>`."""
-        if not isinstance(name, str) or not name:
-            raise InvalidManifest("tensor name must be a non-empty string", key=str(name))
-        if not isinstance(data, dict):
-            raise InvalidManifest(
-                f"tensor entry must be an object, got {type(data).__name__}", key=name
-            )
-        missing = {"dtype", "shape", "blake3"} - data.keys()
-        if missing:
-            raise InvalidManifest(
-                f"tensor entry lacks {', '.join(sorted(missing))}", key=f"{name}.{min(missing)}"
-            )
-        unknown = data.keys() - {"dtype", "shape", "blake3"}
-        if unknown:
-            raise InvalidManifest(
-                f"tensor entry has unknown fields {', '.join(sorted(map(str, unknown)))}",
-                key=f"{name}.{min(map(str, unknown))}",
-            )
-        dtype = data["dtype"]
-        if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
-            raise InvalidManifest(f"unknown safetensors dtype {dtype!r}", key=f"{name}.dtype")
-        shape = data["shape"]
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
-            raise InvalidManifest(
-                f"shape must be a list of non-negative integers, got {shape!r}", key=f"{name}.shape"
-            )
-        digest = data["blake3"]
-        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-            raise InvalidManifest(
-                f"blake3 must be 64 lowercase hex digits, got {digest!r}", key=f"{name}.blake3"
-            )
-        return cls(name=name, dtype=dtype, shape=tuple(shape), blake3=digest)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,23 +104,23 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
     if not directory.is_dir():
         raise InvalidAdapter(
             directory,
-            f"not a directory; expected an adapter directory holding {CONFIG_NAME} "
-            f"and {WEIGHTS_NAME}",
+            f"not a directory; expected an adapter directory holding {CONFIG_FILE} "
+            f"and {WEIGHTS_FILE}",
         )
-    config_path = directory / CONFIG_NAME
+    config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise InvalidAdapter(
-            directory, f"{CONFIG_NAME} not found; the directory holds {_contents(directory)}"
+            directory, f"{CONFIG_FILE} not found; the directory holds {_contents(directory)}"
         )
-    weights_path = directory / WEIGHTS_NAME
+    weights_path = directory / WEIGHTS_FILE
     weights_format = "safetensors"
     if not weights_path.is_file():
-        weights_path = directory / PICKLE_NAME
+        weights_path = directory / PICKLE_FILE
         weights_format = "pytorch"
         if not weights_path.is_file():
             raise InvalidAdapter(
                 directory,
-                f"no weights: expected {WEIGHTS_NAME} (or {PICKLE_NAME}); "
+                f"no weights: expected {WEIGHTS_FILE} (or {PICKLE_FILE}); "
                 f"the directory holds {_contents(directory)}",
             )
     config, config_bytes = load_adapter_config(config_path)
@@ -226,20 +154,10 @@ def load_adapter_config(path: Path) -> tuple[dict[str, Any], bytes]:
         raise InvalidConfig(path, "file not found") from None
     except OSError as exc:
         raise InvalidConfig(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_SIZE:
-        raise InvalidConfig(path, f"file is larger than {MAX_CONFIG_SIZE} bytes")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidConfig(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        doc = json.loads(text, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey as exc:
-        raise InvalidConfig(path, "duplicate key", key=exc.key) from None
-    except RecursionError:
-        raise InvalidConfig(path, "not valid JSON: nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidConfig(path, f"not valid JSON: {exc}") from None
+        doc = strictjson.loads(raw, str(path), max_bytes=MAX_CONFIG_SIZE)
+    except strictjson.JsonError as exc:
+        raise InvalidConfig(path, exc.reason, key=exc.key) from None
     if not isinstance(doc, dict):
         raise InvalidConfig(path, f"expected a JSON object, found a JSON {_json_kind(doc)}")
     peft_type = doc.get("peft_type")
@@ -248,21 +166,6 @@ def load_adapter_config(path: Path) -> tuple[dict[str, Any], bytes]:
     if not isinstance(peft_type, str) or not peft_type.strip():
         raise InvalidConfig(path, f"must be a non-empty string, got {peft_type!r}", key="peft_type")
     return doc, raw
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 def _json_kind(value: object) -> str:
@@ -468,10 +371,12 @@ def _config_warnings(
     peft_type = config.get("peft_type")
     peft_type = peft_type.upper() if isinstance(peft_type, str) else ""
     if peft_type == "LORA":
-        b_tensors = [s for s in header.tensors if "lora_B" in s.name]
+        b_tensors = [
+            s for s in header.tensors if (k := peftkeys.parse_key(s.name)) and k.lora_side == "B"
+        ]
         if b_tensors and all(s.name in peaks and peaks[s.name].magnitude == 0 for s in b_tensors):
             yield UNTRAINED_LORA_WARNING
-    layer_prefix = _LAYER_PREFIXES.get(peft_type)
+    layer_prefix = peftkeys.layer_prefix(peft_type)
     if layer_prefix is not None:
         warning = _target_modules_warning(config, [s.name for s in header.tensors], layer_prefix)
         if warning:
@@ -505,9 +410,10 @@ def _target_modules_warning(
 
     strays: dict[str, int] = {}
     for name in names:
-        module = _module_path(name, layer_prefix)
-        if module is None:
+        key = peftkeys.parse_key(name, layer_prefix)
+        if key is None or not key.model_module:
             continue  # not an adapter-layer tensor (a module to save, trainable tokens, ...)
+        module = key.model_module
         if any(f".{m}." in f".{module}." for m in saved):
             continue
         if not matches(module):
@@ -525,17 +431,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _module_path(name: str, layer_prefix: str) -> str | None:
-    """`base_model.model.x.q_proj.lora_A.weight` -> `x.q_proj`: the module as PEFT names it."""
-    parts = name.split(".")
-    for index, part in enumerate(parts):
-        if part.startswith(layer_prefix):
-            module = ".".join(parts[:index])
-            module = module.removeprefix(_PEFT_KEY_PREFIX)
-            return module or None
-    return None
-
-
 # --- converting a pickle ------------------------------------------------------------------------
 
 
@@ -546,7 +441,7 @@ def convert_pickle(bin_path: Path, dst: Path) -> None:
         import torch
     except ImportError:
         raise MissingDependency(
-            "torch", f"converting {PICKLE_NAME} to safetensors", "pip install 'adaptergit[torch]'"
+            "torch", f"converting {PICKLE_FILE} to safetensors", "pip install 'adaptergit[torch]'"
         ) from None
     from safetensors import safe_open
     from safetensors.torch import save_file

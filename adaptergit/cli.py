@@ -5,32 +5,23 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from adaptergit import errors
 
-# One place maps error classes to exit statuses; everything else exits 1.
-EXIT_CODES: dict[type[errors.AdapterGitError], int] = {
-    errors.NothingToCommit: 1,
-    errors.InvalidInput: 2,
-    errors.RepositoryBusy: 75,  # EX_TEMPFAIL: try again later
-    errors.IntegrityError: 3,
-}
+if TYPE_CHECKING:
+    from adaptergit.repo import Repo
+
+# Exit statuses of errors are the error classes' own (`AdapterGitError.exit_code`).
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 EXIT_UNEXPECTED = 255
 
 
-def exit_code_for(exc: errors.AdapterGitError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 1
-
-
-def _open_repo(ctx: click.Context) -> Any:
-    from adaptergit.repo import Repo
+def _open_repo(ctx: click.Context) -> Repo:
+    from adaptergit.repo import Repo  # the operations, loaded only for commands that need them
 
     return Repo(ctx.obj["path"])
 
@@ -69,8 +60,8 @@ def init(path: Path) -> None:
     """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice)."""
     from adaptergit.repo import Repo
 
-    repo = Repo.init(path)
-    click.echo(f"Initialised adaptergit registry in {repo.root}")
+    with Repo.init(path) as repo:
+        click.echo(f"Initialised adaptergit registry in {repo.root}")
 
 
 @cli.command()
@@ -139,15 +130,25 @@ def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> N
     """List versions newest first (all adapters, or NAME's), reading only git objects."""
     from adaptergit.render import log_table
 
-    versions = _open_repo(ctx).log(name, n=n)
+    repo = _open_repo(ctx)
+    versions = repo.log(name, n=n)
+    unmanaged = repo.unmanaged(name)
     if as_json:
-        _echo_json({"versions": [v.to_dict() for v in versions]})
+        _echo_json(
+            {
+                "versions": [v.to_dict() for v in versions],
+                "unmanaged": [{"ref": r.tag, "commit": r.commit} for r in unmanaged],
+            }
+        )
         return
-    if not versions:
+    if not versions and not unmanaged:
         click.echo("no versions yet: record one with `adaptergit commit DIR --name NAME`", err=True)
         return
-    for line in log_table(versions):
+    for line in log_table(versions, width=_width()):
         click.echo(line)
+    if unmanaged:
+        refs = ", ".join(r.tag for r in unmanaged)
+        click.echo(f"registered with GTO outside adaptergit (no manifest): {refs}")
 
 
 @cli.command()
@@ -177,11 +178,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.pass_context
 def checkout(ctx: click.Context, ref: str, to: Path | None, force: bool) -> None:
     """Restore a version into adapters/NAME (HEAD does not move), or into --to DIR."""
-    import json
-
-    folder = _open_repo(ctx).checkout(ref, to=to, force=force)
-    recorded = json.loads((folder / "manifest.json").read_text())  # what was just written
-    click.echo(f"{recorded['name']}@{recorded['version']} -> {folder}")
+    repo = _open_repo(ctx)
+    version = repo.resolve(ref)
+    folder = repo.checkout(version.tag or f"{version.name}@{version.commit}", to=to, force=force)
+    click.echo(f"{version.ref} -> {folder}")
 
 
 @cli.group()
@@ -221,7 +221,7 @@ def remote_add(
 @click.pass_context
 def remote_list(ctx: click.Context, as_json: bool) -> None:
     """List the DVC remotes; the default is marked with *."""
-    remotes = _open_repo(ctx).remotes.configured()
+    remotes = _open_repo(ctx).remote_list()
     if as_json:
         _echo_json(
             {"remotes": [{"name": r.name, "url": r.url, "default": r.default} for r in remotes]}
@@ -244,7 +244,11 @@ def push(
     ctx: click.Context, refs: tuple[str, ...], remote: str | None, git_remote: str | None
 ) -> None:
     """Upload the versions' weights (default: all reachable from HEAD), then push git refs."""
-    result = _open_repo(ctx).push(refs, remote=remote, git_remote=git_remote)
+    bar = _Bar("push")
+    try:
+        result = _open_repo(ctx).push(refs, remote=remote, git_remote=git_remote, progress=bar)
+    finally:
+        bar.close()
     uploaded = ", ".join(result.uploaded) if result.uploaded else "nothing (all there already)"
     click.echo(f"weights: uploaded {uploaded} to DVC remote {result.remote}")
     if result.git_remote is None:
@@ -257,9 +261,14 @@ def _fetch_command(
     ctx: click.Context, refs: tuple[str, ...], remote: str | None, checkout: bool, force: bool
 ) -> None:
     repo = _open_repo(ctx)
-    result = (
-        repo.pull(refs, remote=remote, force=force) if checkout else repo.fetch(refs, remote=remote)
-    )
+    bar = _Bar("fetch")
+    try:
+        if checkout:
+            result = repo.pull(refs, remote=remote, force=force, progress=bar)
+        else:
+            result = repo.fetch(refs, remote=remote, progress=bar)
+    finally:
+        bar.close()
     fetched = ", ".join(result.fetched) if result.fetched else "nothing (all in the cache already)"
     click.echo(f"fetched {fetched}")
     if checkout:
@@ -299,8 +308,8 @@ def _print_hooks(states: list[Any]) -> None:
 @click.pass_context
 def hooks_install(ctx: click.Context) -> None:
     """Install pre-commit, post-checkout, post-merge and pre-push (existing hooks are chained)."""
-    from adaptergit import hooks as hooks_mod
     from adaptergit.gitrepo import GitRepo
+    from adaptergit.ops import hooks as hooks_mod
 
     _print_hooks(hooks_mod.install(GitRepo(ctx.obj["path"])))
 
@@ -309,8 +318,8 @@ def hooks_install(ctx: click.Context) -> None:
 @click.pass_context
 def hooks_uninstall(ctx: click.Context) -> None:
     """Remove adaptergit's hooks and restore the hooks they chained."""
-    from adaptergit import hooks as hooks_mod
     from adaptergit.gitrepo import GitRepo
+    from adaptergit.ops import hooks as hooks_mod
 
     _print_hooks(hooks_mod.uninstall(GitRepo(ctx.obj["path"])))
 
@@ -319,8 +328,8 @@ def hooks_uninstall(ctx: click.Context) -> None:
 @click.pass_context
 def hooks_status(ctx: click.Context) -> None:
     """Show which adaptergit hooks are installed."""
-    from adaptergit import hooks as hooks_mod
     from adaptergit.gitrepo import GitRepo
+    from adaptergit.ops import hooks as hooks_mod
 
     _print_hooks(hooks_mod.status(GitRepo(ctx.obj["path"])))
 
@@ -331,20 +340,34 @@ def hooks_status(ctx: click.Context) -> None:
 @click.pass_context
 def hook(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
     """Run hook NAME as git calls it (used by the installed hook scripts)."""
-    from adaptergit import hooks as hooks_mod
+    from adaptergit.ops import hooks as hooks_mod
 
     ctx.exit(hooks_mod.run(name, args, cwd=ctx.obj["path"]))
 
 
 # --- compare and maintain ---------------------------------------------------------------------
 
-PROGRESS_MIN_BYTES = 300_000_000  # a bar for work over a few hundred MB, and only on a terminal
+PROGRESS_MIN_BYTES = 100_000_000  # a bar for work long enough to wait for, and only on a terminal
 
 
 def _color() -> bool:
     import os
 
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _width() -> int | None:
+    """Columns for tables: COLUMNS when set, else the terminal's width, else None (a pipe or a
+    file: nothing is cut)."""
+    import os
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 class _Bar:
@@ -389,7 +412,7 @@ def diff(ctx: click.Context, ref_a: str, ref_b: str, as_json: bool) -> None:
     if as_json:
         _echo_json(result.to_dict())
         return
-    for line in diff_lines(result, color=_color()):
+    for line in diff_lines(result, width=_width(), color=_color()):
         click.echo(line)
 
 
@@ -520,8 +543,8 @@ def gc(
 @click.pass_context
 def textconv(ctx: click.Context, path: Path) -> None:
     """Print a manifest or weights pointer as git diff shows it (the diff driver's textconv)."""
-    from adaptergit.diff import textconv_file
     from adaptergit.gitrepo import GitRepo
+    from adaptergit.ops.diffdriver import textconv_file
 
     try:
         git = GitRepo(ctx.obj["path"])
@@ -546,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             raise
         click.echo(f"adaptergit: error: {exc}", err=True)
-        return exit_code_for(exc)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("adaptergit: interrupted", err=True)
         return EXIT_INTERRUPTED
@@ -559,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("adaptergit: interrupted", err=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 141
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if verbose:
             raise

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaptergit.errors import InvalidConfig
+from adaptergit.layout import ADAPTERS_DIR, REGISTRY_CONFIG
 
-CONFIG_NAME = ".adaptergit.toml"
-ADAPTERS_DIR = "adapters"
 DEFAULT_MAX_FILE_SIZE = 50 * 1024 * 1024
 
 DEFAULT_TEXT = f"""\
@@ -31,7 +30,7 @@ class RepoConfig:
     def load(cls, root: Path) -> RepoConfig:
         import tomllib  # only the pre-commit hook and a few commands read the config
 
-        path = root / CONFIG_NAME
+        path = root / REGISTRY_CONFIG
         try:
             data = tomllib.loads(path.read_text())
         except OSError:

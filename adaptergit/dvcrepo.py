@@ -21,26 +21,39 @@ from typing import Any, BinaryIO
 
 from adaptergit.errors import DvcError
 from adaptergit.fsutil import copy_file, fsync_dir
+from adaptergit.hashcache import Progress
 
 DVC_DIR = ".dvc"
 CACHE_MODE = 0o444
 TEMP_PREFIX = ".adaptergit-"
 
 
-def parse_config(text: str) -> dict[str, dict[str, str]]:
-    """Read DVC's INI-style config: ``[core]``, ``['remote "name"']`` sections of key = value."""
+_NAMED_SECTION = re.compile(r'^\s*(\w+)\s+"(.*)"\s*$')
+
+
+def parse_config(text: str, source: str = ".dvc/config") -> dict[str, dict[str, str]]:
+    """Read DVC's INI-style config with configobj, as DVC does (``dvc/config.py``).
+
+    Sections come back flat: ``core``, ``cache``, and ``remote NAME`` for ``['remote "NAME"']``.
+
+    Raises:
+        DvcError: the text is not a config configobj can read.
+    """
+    from configobj import ConfigObj, ConfigObjError
+
+    try:
+        conf = ConfigObj(text.splitlines(), interpolation=False, list_values=False)
+    except ConfigObjError as exc:
+        raise DvcError("config", f"{source}: {exc}") from None
     sections: dict[str, dict[str, str]] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", ";")):
+    for name, options in conf.items():
+        if not isinstance(options, dict):
             continue
-        if stripped.startswith("["):
-            current = re.sub(r"\s+", " ", stripped.strip("[]'\" ").replace('"', ""))
-            sections.setdefault(current, {})
-        elif current is not None and "=" in stripped:
-            key, _, value = stripped.partition("=")
-            sections[current][key.strip()] = value.strip()
+        named = _NAMED_SECTION.match(name)
+        key = f"{named[1].lower()} {named[2]}" if named else name.strip().lower()
+        sections[key] = {
+            str(k).lower(): str(v) for k, v in options.items() if not isinstance(v, dict)
+        }
     return sections
 
 
@@ -119,7 +132,7 @@ class DvcRepo:
                 text = (self.dvc_dir / name).read_text()
             except OSError:
                 continue
-            for section, options in parse_config(text).items():
+            for section, options in parse_config(text, f"{DVC_DIR}/{name}").items():
                 merged.setdefault(section, {}).update(options)
         return merged
 
@@ -454,16 +467,30 @@ class DvcRemotes:
             raise DvcError("gc", _one_line(exc)) from exc
         return {m for m in wanted if m in present}
 
-    def push(self, md5s: Any, remote: str | None = None) -> TransferOutcome:
-        return self._transfer("push", md5s, remote)
+    def push(
+        self, md5s: Any, remote: str | None = None, *, progress: Progress | None = None
+    ) -> TransferOutcome:
+        """Upload these cache objects to `remote` (DVC's ``push``), reporting bytes to `progress`."""
+        return self._transfer("push", md5s, remote, None, progress)
 
     def fetch(
-        self, md5s: Any, remote: str | None = None, total_bytes: int | None = None
+        self,
+        md5s: Any,
+        remote: str | None = None,
+        total_bytes: int | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> TransferOutcome:
-        return self._transfer("pull", md5s, remote, total_bytes)
+        """Download these objects from `remote` into the cache (DVC's ``fetch``)."""
+        return self._transfer("pull", md5s, remote, total_bytes, progress)
 
     def _transfer(
-        self, direction: str, md5s: Any, remote: str | None, total_bytes: int | None = None
+        self,
+        direction: str,
+        md5s: Any,
+        remote: str | None,
+        total_bytes: int | None,
+        report: Progress | None,
     ) -> TransferOutcome:
         wanted = set(md5s)
         if not wanted:
@@ -472,7 +499,7 @@ class DvcRemotes:
             total_bytes = sum(
                 self.repo.cache_path(m).stat().st_size for m in wanted if self.repo.in_cache(m)
             )
-        progress = byte_progress(direction, total_bytes)
+        progress = _byte_callback(report, total_bytes)
         try:
             self._repo()  # importing DVC installs its console log handlers; replace them after
         except Exception as exc:
@@ -533,68 +560,28 @@ class DvcRemotes:
         )
 
 
-def _byte_progress_base() -> type:
+def _byte_callback(report: Progress | None, total: int) -> Any:
+    """An fsspec callback whose per-file children add up bytes moved and pass the running total
+    to `report` (done, total); DVC's own bars count files and stay hidden outside its CLI."""
     from fsspec.callbacks import Callback
 
-    return Callback
+    done = [0]
 
-
-class _Reporter:
-    """Draws ``push: 120.5 / 671.1 MB (18%)`` on a terminal's stderr, at most 10 times a second."""
-
-    MIN_BYTES = 100_000_000  # only transfers long enough to wait for
-
-    def __init__(self, label: str, total: int) -> None:
-        import sys
-
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.stream = sys.stderr
-        self.enabled = total >= self.MIN_BYTES and self.stream.isatty()
-        self._drawn = 0.0
-
-    def advance(self, n: int) -> None:
-        import time
-
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._drawn >= 0.1 or self.done >= self.total):
-            self._drawn = now
-            pct = min(100, int(100 * self.done / self.total)) if self.total else 100
-            self.stream.write(
-                f"\r{self.label}: {self.done / 1e6:,.1f} / {self.total / 1e6:,.1f} MB ({pct}%)"
-            )
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-
-
-def byte_progress(label: str, total: int) -> Any:
-    """An fsspec callback whose per-file children report bytes to one terminal progress line."""
-    base = _byte_progress_base()
-    reporter = _Reporter(label, total)
-
-    class Child(base):  # type: ignore[misc, valid-type]
+    class Child(Callback):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self._reported = 0
 
         def call(self, *args: Any, **kwargs: Any) -> None:
             delta = int(self.value or 0) - self._reported
-            if delta > 0:
+            if delta > 0 and report is not None:
                 self._reported += delta
-                reporter.advance(delta)
+                done[0] += delta
+                report(done[0], total)
 
-    class Parent(base):  # type: ignore[misc, valid-type]
+    class Parent(Callback):  # type: ignore[misc]
         def branched(self, path_1: Any, path_2: Any, **kwargs: Any) -> Any:
             return Child()
-
-        def close(self) -> None:
-            reporter.close()
 
     return Parent()
 

@@ -1,13 +1,37 @@
-"""The one exception hierarchy of adaptergit: every error a user can see, each building its own message."""
+"""The one exception hierarchy of adaptergit: every error a user can see, each building its own message.
+
+Each class carries the exit status the CLI and the git hooks give it (`AdapterGitError.exit_code`,
+as click's ``ClickException.exit_code``), so the mapping lives here and nowhere else:
+
+====  =====================================================================================
+1     any other error (``NothingToCommit`` included, as ``git commit`` with nothing staged)
+2     bad input: a name, version, reference, adapter file, config or metric (`InvalidInput`)
+3     data that does not match its recorded hash (`IntegrityError`)
+4     something asked for does not exist: adapter, version, stage, revision (`NotFound`)
+75    another command holds the repository (`RepositoryBusy`; EX_TEMPFAIL, try again)
+====  =====================================================================================
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
+
+
+class AdapterGitWarning(UserWarning):
+    """Something about an adapter that a user should know but that does not stop the command."""
 
 
 class AdapterGitError(Exception):
-    """Base of every error adaptergit raises on purpose."""
+    """Base of every error adaptergit raises on purpose.
+
+    Attributes:
+        message: the one line shown to the user.
+        exit_code: the exit status of the CLI and hooks for this kind of error.
+    """
+
+    exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -30,6 +54,14 @@ def _listing(items: Iterable[str], limit: int = 10) -> str:
 
 class InvalidInput(AdapterGitError):
     """Something the user handed us is malformed; nothing was written."""
+
+    exit_code = 2
+
+
+class NotFound(AdapterGitError):
+    """Something the user named does not exist: an adapter, version, stage or revision."""
+
+    exit_code = 4
 
 
 class InvalidName(InvalidInput):
@@ -115,6 +147,8 @@ class NotARepository(AdapterGitError):
 
 
 class RepositoryBusy(AdapterGitError):
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
     def __init__(self, lock_path: Path | str, holder: str = "") -> None:
         self.lock_path = Path(lock_path)
         held = f" by {holder}" if holder else ""
@@ -132,10 +166,16 @@ class NothingToCommit(AdapterGitError):
 
 
 class VersionExists(AdapterGitError):
-    def __init__(self, name: str, version: str) -> None:
+    def __init__(self, name: str, version: str, *, lightweight: bool = False) -> None:
         self.name = name
         self.version = version
-        super().__init__(f"version {name}@{version} already exists")
+        if lightweight:
+            super().__init__(
+                f"a lightweight tag {name}@{version} (not a registered version) is in the way; "
+                f"pick another version, or delete it with `git tag -d {name}@{version}`"
+            )
+        else:
+            super().__init__(f"version {name}@{version} already exists")
 
 
 class VersionNotNewer(AdapterGitError):
@@ -148,14 +188,14 @@ class VersionNotNewer(AdapterGitError):
         )
 
 
-class UnknownAdapter(AdapterGitError):
+class UnknownAdapter(NotFound):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         self.known = sorted(known)
         super().__init__(f"no adapter named {name!r}; adapters here: {_listing(self.known)}")
 
 
-class UnknownVersion(AdapterGitError):
+class UnknownVersion(NotFound):
     def __init__(self, name: str, version: str, known: Iterable[str]) -> None:
         self.name = name
         self.version = version
@@ -176,13 +216,24 @@ class UnknownStage(UnknownVersion):
         self.known = sorted(assigned)
 
 
-class UnknownRevision(AdapterGitError):
+class UnknownRevision(NotFound):
     def __init__(self, name: str, revision: str, reason: str = "") -> None:
         self.name = name
         self.revision = revision
         extra = f" ({reason})" if reason else ""
         super().__init__(
             f"{revision!r} is neither a version of {name} nor a git revision that holds it{extra}"
+        )
+
+
+class NotAnAdapterVersion(NotFound):
+    """A GTO registration with no adaptergit manifest: ``gto register`` of something else."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        super().__init__(
+            f"{tag} is registered with GTO but was not committed with adaptergit: it has no "
+            "manifest, weights or config here (`gto show` lists it)"
         )
 
 
@@ -214,6 +265,8 @@ class WeightsMissing(AdapterGitError):
 
 
 class IntegrityError(AdapterGitError):
+    exit_code = 3
+
     def __init__(self, path: Path | str, expected: str, actual: str) -> None:
         self.path = Path(path)
         self.expected = expected
@@ -225,16 +278,46 @@ class IntegrityError(AdapterGitError):
 
 
 class GitError(AdapterGitError):
+    """A git command failed; `detail` keeps git's meaningful lines (not its hints)."""
+
     def __init__(self, command: str, detail: str) -> None:
         self.command = command
-        self.detail = detail.strip().splitlines()[-1] if detail.strip() else "failed"
+        self.detail = git_reason(detail)
         super().__init__(f"git {command}: {self.detail}")
+
+
+def git_reason(stderr: str) -> str:
+    """The lines of git's stderr that say what went wrong, on one line.
+
+    git ends many failures with a generic line ("failed to push some refs") after the real
+    reason (" ! [rejected] main -> main (fetch first)"); hints and blank lines are dropped, the
+    ``error:``/``fatal:`` and ``!`` lines kept (at most three), and a missing identity keeps the
+    commands git advises.
+    """
+    text = stderr.strip()
+    if not text:
+        return "failed"
+    if "Please tell me who you are" in text:
+        return (
+            'git does not know who you are; run `git config --global user.name "Your Name"` '
+            "and `git config --global user.email you@example.com` (omit --global to set it for "
+            "this repository only)"
+        )
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("hint:", "To "))]
+    marked = [
+        line
+        for line in lines
+        if line.startswith(("error:", "fatal:", "!", "warning:", "remote: error"))
+    ]
+    chosen = (marked or lines[-1:])[:3]
+    return "; ".join(line.removeprefix("error: ").removeprefix("fatal: ") for line in chosen)
 
 
 class DvcError(AdapterGitError):
     def __init__(self, operation: str, detail: str) -> None:
         self.operation = operation
-        self.detail = detail.strip().splitlines()[-1] if detail.strip() else "failed"
+        self.detail = " ".join(detail.split()) or "failed"
         super().__init__(f"dvc {operation}: {self.detail}")
 
 
@@ -372,7 +455,7 @@ class StageAlreadyAssigned(AdapterGitError):
         super().__init__(f"{name}@{version} is already in stage {stage!r}")
 
 
-class StageNotAssigned(AdapterGitError):
+class StageNotAssigned(NotFound):
     def __init__(self, name: str, stage: str, assigned: Iterable[str]) -> None:
         self.name = name
         self.stage = stage

@@ -19,19 +19,16 @@ import mmap
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptergit.errors import InvalidBaseModel, InvalidManifest
+from adaptergit.errors import InvalidBaseModel
 from adaptergit.hashcache import FileIdentity, HashCache, default_cache
+from adaptergit.manifest import STATUS_UNKNOWN, STATUS_VERIFIED, BaseFingerprint
 from adaptergit.safetensors_format import Header, TensorSpec, read_header, read_header_from
 
 logger = logging.getLogger(__name__)
 
-STATUS_VERIFIED = "verified"
-STATUS_UNKNOWN = "unknown"
-STATUSES = (STATUS_VERIFIED, STATUS_UNKNOWN)
 TENSOR_HASH_KIND = "tensors-blake3"
 INDEX_NAME = "model.safetensors.index.json"
 
@@ -46,87 +43,6 @@ _HUB_ID = re.compile(r"(\b[\w\-.]+\b/)?\b[\w\-.]+\b")
 _PATH_SUFFIXES = (".safetensors", ".json", ".bin", ".pt", ".pth")
 
 Structure = dict[str, tuple[str, tuple[int, ...]]]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BaseFingerprint:
-    """The base model an adapter version was made for, and how sure we are of its weights."""
-
-    name_or_path: str | None
-    revision: str | None
-    status: str
-    structure_hash: str | None
-    content_hash: str | None
-    tensors: int | None
-    size: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name_or_path": self.name_or_path,
-            "revision": self.revision,
-            "status": self.status,
-            "structure_hash": self.structure_hash,
-            "content_hash": self.content_hash,
-            "tensors": self.tensors,
-            "size": self.size,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BaseFingerprint:
-        """Validate a dict written by `to_dict`; errors name the offending key."""
-        if not isinstance(data, dict):
-            raise InvalidManifest(f"base model fingerprint must be an object, got {_kind(data)}")
-        fields = (
-            "name_or_path",
-            "revision",
-            "status",
-            "structure_hash",
-            "content_hash",
-            "tensors",
-            "size",
-        )
-        for key in data:
-            if key not in fields:
-                raise InvalidManifest("unknown field in base model fingerprint", key=str(key))
-        for key in fields:
-            if key not in data:
-                raise InvalidManifest("missing field in base model fingerprint", key=key)
-        for key in ("name_or_path", "revision"):
-            value = data[key]
-            if value is not None and (not isinstance(value, str) or not value):
-                raise InvalidManifest(
-                    f"expected a non-empty string or null, got {value!r}", key=key
-                )
-        status = data["status"]
-        if status not in STATUSES:
-            raise InvalidManifest(
-                f"expected one of {', '.join(STATUSES)}, got {status!r}", key="status"
-            )
-        for key in ("structure_hash", "content_hash"):
-            value = data[key]
-            if value is not None and not (isinstance(value, str) and _HEX64.fullmatch(value)):
-                raise InvalidManifest(
-                    f"expected 64 lowercase hex digits or null, got {value!r}", key=key
-                )
-        for key in ("tensors", "size"):
-            value = data[key]
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
-            ):
-                raise InvalidManifest(
-                    f"expected a non-negative integer or null, got {value!r}", key=key
-                )
-        measured = ("structure_hash", "content_hash", "tensors", "size")
-        for key in measured:
-            if status == STATUS_VERIFIED and data[key] is None:
-                raise InvalidManifest("a verified base model needs a value here", key=key)
-            if status == STATUS_UNKNOWN and data[key] is not None:
-                raise InvalidManifest("an unknown base model cannot have a value here", key=key)
-        return cls(**{key: data[key] for key in fields})
-
-    @property
-    def short(self) -> str:
-        return self.content_hash[:12] if self.content_hash else "unknown"
 
 
 def _kind(value: object) -> str:

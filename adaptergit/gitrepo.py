@@ -22,13 +22,19 @@ ZERO_SHA = "0" * 40
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TagInfo:
-    """An annotated or lightweight tag, peeled to its commit."""
+    """A tag, peeled to its commit.
+
+    Attributes:
+        name: the tag's name, without ``refs/tags/``.
+        commit: the commit it points at (through an annotated tag object if any).
+        annotated: whether it is an annotated tag (GTO reads only those).
+        created: unix seconds: the tagger date, else the commit's date.
+    """
 
     name: str
     commit: str
     annotated: bool
-    created: int  # unix seconds (tagger date, else committer date)
-    message: str
+    created: int
 
 
 class GitRepo:
@@ -65,7 +71,6 @@ class GitRepo:
         self._own_git_dir = Path(lines[3])  # differs from git_dir in a linked worktree
         hooks = Path(lines[4])  # honours core.hooksPath
         self._hooks_dir = hooks if hooks.is_absolute() else (base / hooks).resolve()
-        self._git: Any = None
 
     @classmethod
     def init(cls, path: Path | str) -> GitRepo:
@@ -88,18 +93,7 @@ class GitRepo:
         return cls(path)
 
     def close(self) -> None:
-        if self._git is not None:
-            self._git.clear_cache()
-            self._git = None
-
-    @property
-    def _objects(self) -> Any:
-        """GitPython's command wrapper, which keeps one `git cat-file --batch` process open."""
-        if self._git is None:
-            import git
-
-            self._git = git.cmd.Git(self.root)
-        return self._git
+        """Nothing to release: every git call is its own process."""
 
     # --- running git ------------------------------------------------------------------------
 
@@ -142,76 +136,78 @@ class GitRepo:
         return out.strip() or None
 
     def tags(self, patterns: Sequence[str] = ()) -> list[TagInfo]:
-        """Every tag (matching the for-each-ref `patterns`) with its peeled commit, in one call."""
+        """Every tag (matching the for-each-ref `patterns`) with its peeled commit, in one call.
+
+        Tags that do not point at a commit (a tag of a tree or blob) are left out. Messages are
+        not read: they may hold any byte, and nothing needs them.
+        """
         fmt = "%00".join(
             [
-                "%(refname:strip=2)",
+                "%(refname)",
                 "%(objecttype)",
                 "%(objectname)",
+                "%(*objecttype)",
                 "%(*objectname)",
                 "%(taggerdate:unix)",
-                "%(committerdate:unix)",
-                "%(contents)",
+                "%(creatordate:unix)",
             ]
         )
-        out = self._run("for-each-ref", f"--format={fmt}%1e", *(patterns or ["refs/tags"]))
+        out = self._run("for-each-ref", f"--format={fmt}", *(patterns or ["refs/tags"]))
         result = []
-        for record in out.split("\x1e"):
-            record = record.lstrip("\n")
-            if not record:
+        for line in out.splitlines():
+            fields = line.split("\x00")
+            if len(fields) != 7:
                 continue
-            name, otype, oid, peeled, tagdate, commitdate, contents = record.split("\x00", 6)
+            ref, otype, oid, ptype, peeled, tagdate, created = fields
             annotated = otype == "tag"
-            commit = peeled if annotated else oid
-            if not commit:
+            commit, kind = (peeled, ptype) if annotated else (oid, otype)
+            if kind != "commit" or not ref.startswith("refs/tags/"):
                 continue
-            created = int(tagdate or commitdate or 0)
+            when = tagdate or created
             result.append(
                 TagInfo(
-                    name=name,
+                    name=ref[len("refs/tags/") :],
                     commit=commit,
                     annotated=annotated,
-                    created=created,
-                    message=contents.strip(),
+                    created=int(when) if when.lstrip("-").isdigit() else 0,
                 )
             )
         return result
 
     def read_blob(self, rev: str, path: str) -> bytes | None:
         """The bytes of `path` as of `rev` (a commit id or any revision; "" for the index), or None."""
-        from git.exc import GitCommandError
+        return self.read_blobs([f"{rev}:{path}"])[0]
 
-        try:
-            _sha, otype, _size, data = self._objects.get_object_data(f"{rev}:{path}")
-        except (ValueError, GitCommandError):
-            return None
-        except OSError:  # the batch process went away: start a fresh one next time
-            self.close()
-            return None
-        return data if otype in (b"blob", "blob") else None
+    def read_blobs(self, objects: Sequence[str]) -> list[bytes | None]:
+        """Contents of blobs named like ``REV:PATH`` (``:PATH`` for the index), in one call.
 
-    def read_blobs(self, items: Sequence[tuple[str, str]]) -> list[bytes | None]:
-        """Many blobs in one ``git cat-file --batch`` round trip (None for each one absent)."""
-        if not items:
+        One ``git cat-file --batch --buffer`` process for all of them (plain subprocess: importing
+        GitPython would cost more than the read); anything missing or not a blob is None.
+        """
+        if not objects:
             return []
-        request = "".join(f"{rev}:{path}\n" for rev, path in items).encode()
+        if any("\n" in o for o in objects):
+            raise GitError("cat-file", "an object name cannot contain a newline")
         proc = subprocess.run(
-            ["git", "cat-file", "--batch"], cwd=self.root, input=request, capture_output=True
+            ["git", "cat-file", "--batch", "--buffer"],
+            cwd=self.root,
+            input="".join(f"{o}\n" for o in objects).encode(errors="surrogateescape"),
+            capture_output=True,
         )
-        out = proc.stdout
-        results: list[bytes | None] = []
-        pos = 0
-        for _ in items:
+        if proc.returncode != 0:
+            raise GitError("cat-file", proc.stderr.decode(errors="replace"))
+        out, pos, result = proc.stdout, 0, []
+        for _ in objects:
             end = out.index(b"\n", pos)
             header = out[pos:end].split()
             pos = end + 1
-            if len(header) == 3 and header[1] != b"missing":
+            if len(header) == 3 and header[2].isdigit():
                 size = int(header[2])
-                results.append(out[pos : pos + size] if header[1] == b"blob" else None)
+                result.append(out[pos : pos + size] if header[1] == b"blob" else None)
                 pos += size + 1
-            else:
-                results.append(None)
-        return results
+            else:  # "<name> missing" / "ambiguous"
+                result.append(None)
+        return result
 
     def list_dir(self, rev: str, path: str) -> list[str]:
         """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
@@ -252,19 +248,19 @@ class GitRepo:
     # --- writing ----------------------------------------------------------------------------
 
     def commit_paths(
-        self,
-        paths: Sequence[str],
-        message: str,
-        *,
-        tag: str | None = None,
-        tag_message: str = "",
-        more_tags: Sequence[tuple[str, str]] = (),
+        self, paths: Sequence[str], message: str, *, tags: Sequence[tuple[str, str]] = ()
     ) -> str:
-        """Commit the working-tree state of exactly `paths` on top of HEAD, with an annotated tag.
+        """Commit the working-tree state of exactly `paths` on top of HEAD, with annotated tags.
 
         Other staged changes stay staged and out of the commit: the tree is built in a temporary
-        index. HEAD and the tag move in one ref transaction, so neither exists without the other.
-        `more_tags` ((name, message) pairs) join the same transaction.
+        index. HEAD and every tag in `tags` ((name, message) pairs) move in one ref transaction,
+        so none of them exists without the others.
+
+        Returns:
+            The new commit's id.
+
+        Raises:
+            GitError: git failed (no identity, a tag that exists, a full disk); nothing moved.
         """
         parent = self.head()
         with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
@@ -278,14 +274,9 @@ class GitRepo:
             commit_args[2:2] = ["-p", parent]
         commit = self._run(*commit_args, input=message.encode()).strip()
         commands = [f"update HEAD {commit} {parent or ZERO_SHA}"]
-        all_tags = ([(tag, tag_message)] if tag else []) + list(more_tags)
-        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip() if all_tags else ""
-        for tag_name, text in all_tags:
-            body = (
-                f"object {commit}\ntype commit\ntag {tag_name}\ntagger {tagger}\n\n"
-                f"{text.rstrip()}\n"
-            )
-            tag_oid = self._run("mktag", input=body.encode()).strip()
+        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip() if tags else ""
+        for tag_name, text in tags:
+            tag_oid = self._make_tag(tag_name, commit, text, tagger)
             commands.append(f"create refs/tags/{tag_name} {tag_oid}")
         subject = message.splitlines()[0] if message else ""
         script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
@@ -294,14 +285,18 @@ class GitRepo:
         self._run("reset", "--quiet", commit, "--", *paths, check=False)
         return commit
 
+    def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
+        """Write an annotated tag object (not yet a ref); return its id."""
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
+        return self._run("mktag", input=body.encode()).strip()
+
     def create_tag(self, name: str, commit: str, message: str, *, when: int | None = None) -> None:
         """Create an annotated tag, failing if it exists; `when` overrides the tagger date (unix s)."""
         tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
         if when is not None:  # "Name <email> 1700000000 +0000": replace the seconds
             ident, _seconds, zone = tagger.rsplit(" ", 2)
             tagger = f"{ident} {int(when)} {zone}"
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
-        tag_oid = self._run("mktag", input=body.encode()).strip()
+        tag_oid = self._make_tag(name, commit, message, tagger)
         self._run("update-ref", f"refs/tags/{name}", tag_oid, ZERO_SHA)
 
     def delete_tag(self, name: str) -> None:
@@ -352,9 +347,7 @@ class GitRepo:
             env={**os.environ, **env} if env else None,
         )
         if proc.returncode != 0:
-            detail = proc.stderr.decode(errors="replace").strip()
-            lines = [ln for ln in detail.splitlines() if ln.strip() and not ln.startswith("hint:")]
-            raise GitError("push", lines[-1] if lines else "failed")
+            raise GitError("push", proc.stderr.decode(errors="replace"))
         return proc.stdout.decode(errors="replace")
 
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
@@ -433,35 +426,6 @@ class GitRepo:
         self._run("remote", "add", name, str(url))
 
     # --- bulk reads (diff, verify, status, gc) ----------------------------------------------
-
-    def cat_blobs(self, objects: Sequence[str]) -> list[bytes | None]:
-        """Contents of blobs named like ``REV:PATH``, in one ``git cat-file --batch`` call.
-
-        Plain subprocess rather than GitPython, so that `adaptergit status` and the diff driver
-        start fast; anything missing or not a blob is None.
-        """
-        if not objects:
-            return []
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch", "--buffer"],
-            cwd=self.root,
-            input="".join(f"{o}\n" for o in objects).encode(),
-            capture_output=True,
-        )
-        if proc.returncode != 0:
-            raise GitError("cat-file", proc.stderr.decode(errors="replace"))
-        out, pos, result = proc.stdout, 0, []
-        for _ in objects:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].split()
-            pos = end + 1
-            if len(header) == 3 and header[2].isdigit():
-                size = int(header[2])
-                result.append(out[pos : pos + size] if header[1] == b"blob" else None)
-                pos += size + 1
-            else:  # "<name> missing" / "ambiguous"
-                result.append(None)
-        return result
 
     def object_ids(self, objects: Sequence[str], kind: str = "blob") -> list[str | None]:
         """Ids of objects named like ``REV:PATH`` (None when absent or not a `kind`), in one call."""

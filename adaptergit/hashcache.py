@@ -12,12 +12,13 @@ database is logged at debug level and treated as a miss (a corrupt one is rebuil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     import sqlite3
 
 logger = logging.getLogger(__name__)
+
+# progress(done_bytes, total_bytes): called as files are read; the CLI draws a bar from it.
+Progress = Callable[[int, int], None]
+_CHUNK = 8 << 20
 
 DB_NAME = "hashes.sqlite"
 # A write landing in the same timestamp tick as the file's last change leaves mtime unchanged
@@ -303,10 +308,73 @@ def file_sha256(
 
 
 def _read_sha256(path: Path) -> str | None:
+    return sha256_of(path)
+
+
+class _Meter:
+    """Adds up bytes hashed by several threads and reports them to a Progress callback."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self.progress is None:
+            return
+        with self._lock:
+            self.done += n
+            self.progress(self.done, self.total)
+
+
+def sha256_of(
+    path: Path, progress: Progress | None = None, *, _meter: _Meter | None = None
+) -> str | None:
+    """The sha256 of a file's bytes, read in full whatever its mode; None if it is unreadable.
+
+    Args:
+        path: the file.
+        progress: called with (bytes done, bytes in all) as the file is read.
+    """
     import hashlib
 
+    if _meter is None and progress is not None:
+        try:
+            _meter = _Meter(os.stat(path).st_size, progress)
+        except OSError:
+            return None
+    digest = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
     try:
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+            while n := f.readinto(buf):
+                digest.update(view[:n])
+                if _meter is not None:
+                    _meter.add(n)
     except OSError:
         return None
+    return digest.hexdigest()
+
+
+def sha256_files(paths: Sequence[Path], progress: Progress | None = None) -> list[str | None]:
+    """sha256 of each path (None for one that cannot be read), reading them on a few threads:
+    hashlib releases the GIL on large buffers.
+
+    Args:
+        paths: the files.
+        progress: called with (bytes done, bytes in all) over all of them.
+    """
+    total = 0
+    for p in paths:
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size
+    meter = _Meter(total, progress)
+    workers = max(1, min(len(paths), os.cpu_count() or 1, 4))
+    if workers == 1:
+        return [sha256_of(p, _meter=meter) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: sha256_of(p, _meter=meter), paths))

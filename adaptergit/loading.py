@@ -13,7 +13,6 @@ files are unchanged), never the weights as tensors, so the base is loaded once, 
 
 from __future__ import annotations
 
-import re
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
@@ -21,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptergit import peftkeys
 from adaptergit.errors import (
+    AdapterGitWarning,
     BaseModelMismatch,
     BaseModelUnverifiable,
     IncompatibleBaseModel,
     InvalidBaseModel,
     InvalidManifest,
-    UnknownRevision,
 )
-from adaptergit.fingerprint import BaseFingerprint
 from adaptergit.integrations import require_training_stack
+from adaptergit.manifest import BaseFingerprint
+from adaptergit.modelclass import AUTO_CLASSES
 
 if TYPE_CHECKING:
     from adaptergit.manifest import Manifest, Version
@@ -42,21 +43,6 @@ STRUCTURE_DIFFERS = "structure-differs"
 UNRECORDED = "unrecorded"  # the version recorded no fingerprint: shapes checked only
 UNVERIFIED = "unverified"  # a model in memory with no folder to hash: shapes checked only
 STATUSES = (EXACT, WEIGHTS_DIFFER, STRUCTURE_DIFFERS, UNRECORDED, UNVERIFIED)
-
-# PEFT task types -> the transformers Auto class that loads a base model for them.
-AUTO_CLASSES = {
-    "CAUSAL_LM": "AutoModelForCausalLM",
-    "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM",
-    "SEQ_CLS": "AutoModelForSequenceClassification",
-    "TOKEN_CLS": "AutoModelForTokenClassification",
-    "QUESTION_ANS": "AutoModelForQuestionAnswering",
-    "FEATURE_EXTRACTION": "AutoModel",
-}
-
-_LORA_KEY = re.compile(
-    r"^(?:base_model\.model\.)?(?P<module>.+)\."
-    r"(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.weight)?$"
-)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,10 +95,6 @@ class BaseCheck:
 # --- which base weights a version needs -----------------------------------------------------------
 
 
-def _natural(text: str) -> list[Any]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
-
-
 def required_shapes(
     manifest: Manifest, config: Mapping[str, Any] | None
 ) -> dict[str, tuple[int, ...]]:
@@ -126,11 +108,11 @@ def required_shapes(
     transposed = bool((config or {}).get("fan_in_fan_out"))
     parts: dict[str, dict[str, tuple[int, ...]]] = {}
     for tensor in manifest.tensors:
-        match = _LORA_KEY.match(tensor.name)
-        if match:
-            parts.setdefault(match["module"], {})[match["part"]] = tensor.shape
+        key = peftkeys.parse_key(tensor.name)
+        if key is not None and key.part in peftkeys.LORA_FACTORS and key.rest in ("", "weight"):
+            parts.setdefault(key.model_module, {})[key.part] = tensor.shape
     required: dict[str, tuple[int, ...]] = {}
-    for module in sorted(parts, key=_natural):
+    for module in sorted(parts, key=peftkeys.natural_key):
         p = parts[module]
         a, b = p.get("lora_A"), p.get("lora_B")
         if a is not None and b is not None and len(a) >= 2 and len(b) >= 2:
@@ -235,11 +217,8 @@ def _check(
     allow_base_mismatch: bool,
 ) -> BaseCheck:
     from adaptergit.fingerprint import fingerprint_model
-    from adaptergit.repo import AdapterGitWarning
 
     manifest = version.manifest
-    if manifest is None:
-        raise UnknownRevision(version.name, version.ref, "it has no adaptergit manifest")
     expected = manifest.base_model
     required = required_shapes(manifest, config)
     shape_of = _structure_lookup(path) if path is not None else _model_lookup(model)
@@ -393,4 +372,4 @@ def load(
             registry.close()
 
 
-__all__ = ["AUTO_CLASSES", "BaseCheck", "check_base", "load", "required_shapes"]
+__all__ = ["BaseCheck", "check_base", "load", "required_shapes"]

@@ -1,41 +1,232 @@
-"""The version record: what adaptergit writes as ``adapters/NAME/manifest.json`` for each version."""
+"""The version record: what adaptergit writes as ``adapters/NAME/manifest.json`` for each version.
+
+Records are frozen dataclasses; ``to_dict`` is derived with `dataclasses.asdict` and ``from_dict``
+validates, naming the offending key path in errors (``weights.size``, ``tensors.<name>.shape``),
+in the manner of pypa/packaging's ``direct_url.py``. A manifest carries ``schema_version``; one
+newer than this adaptergit understands raises `NewerSchema`, which readers treat as "skip this
+version with a warning" and writers as "refuse to touch this adapter".
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptergit.adapter import TensorRecord
+from adaptergit import strictjson
 from adaptergit.errors import InvalidManifest
-from adaptergit.fingerprint import BaseFingerprint
 from adaptergit.refs import SemVer, validate_name
+from adaptergit.safetensors_format import DTYPE_SIZES
 
 SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-_HEX = re.compile(r"^[0-9a-f]+$")
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+
+_HEX = re.compile(r"[0-9a-f]+")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# The base model's fingerprint status: hashed from its files, or not known (no base given).
+STATUS_VERIFIED = "verified"
+STATUS_UNKNOWN = "unknown"
+STATUSES = (STATUS_VERIFIED, STATUS_UNKNOWN)
 
 
-def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str) -> Any:
-    if key not in data:
-        raise InvalidManifest("missing", key=key, source=source)
-    value = data[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidManifest(f"wrong type {type(value).__name__}", key=key, source=source)
-    return value
+class NewerSchema(InvalidManifest):
+    """A manifest written by a newer adaptergit (a higher ``schema_version``)."""
+
+    def __init__(self, schema: int, source: str) -> None:
+        self.schema = schema
+        super().__init__(
+            f"schema version {schema} is newer than this adaptergit understands "
+            f"({SCHEMA_VERSION}); upgrade adaptergit",
+            source=source,
+        )
 
 
-def _hex(data: dict[str, Any], key: str, length: int, source: str) -> str:
-    value = _require(data, key, str, source)
-    if len(value) != length or not _HEX.match(value):
-        raise InvalidManifest(f"expected {length} lower-case hex digits", key=key, source=source)
-    return value
+def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`dataclasses.asdict` factory: tuples become JSON lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+
+
+class _Fields:
+    """Typed access to one JSON object of a manifest; errors name ``prefix.key`` and the source."""
+
+    def __init__(self, data: Any, source: str, prefix: str = "") -> None:
+        self.source = source
+        self.prefix = prefix
+        if not isinstance(data, dict):
+            raise InvalidManifest(
+                f"must be an object, got {type(data).__name__}",
+                key=prefix.rstrip(".") or None,
+                source=source,
+            )
+        self.data: dict[str, Any] = data
+
+    def error(self, key: str, reason: str) -> InvalidManifest:
+        return InvalidManifest(reason, key=f"{self.prefix}{key}", source=self.source)
+
+    def only(self, allowed: tuple[str, ...]) -> None:
+        unknown = sorted(k for k in self.data if k not in allowed)
+        if unknown:
+            raise self.error(unknown[0], "unknown field")
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise self.error(key, "missing")
+        value = self.data[key]
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise self.error(key, f"wrong type {type(value).__name__}")
+        return value
+
+    def count(self, key: str, *, optional: bool = False) -> int | None:
+        value = self.get(key, int, optional=optional)
+        if value is not None and value < 0:
+            raise self.error(key, "must not be negative")
+        return value  # type: ignore[no-any-return]
+
+    def hexdigest(self, key: str, length: int, *, optional: bool = False) -> str | None:
+        value = self.get(key, str, optional=optional)
+        if value is not None and (len(value) != length or not _HEX.fullmatch(value)):
+            raise self.error(key, f"expected {length} lower-case hex digits")
+        return value  # type: ignore[no-any-return]
+
+    def nested(self, key: str) -> _Fields:
+        return _Fields(self.get(key, dict), self.source, f"{self.prefix}{key}.")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TensorRecord:
+    """One tensor of an adapter as the manifest records it (its name is its key there).
+
+    Attributes:
+        name: the tensor's name in ``adapter_model.safetensors``.
+        dtype: its safetensors dtype (``F32``, ``BF16``, ...).
+        shape: its shape.
+        blake3: BLAKE3 of its raw bytes, hex.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    blake3: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self, dict_factory=_json_dict)
+        del data["name"]
+        return data
+
+    @classmethod
+    def from_dict(
+        cls, name: str, data: Any, source: str = "manifest", prefix: str = ""
+    ) -> TensorRecord:
+        """Build a record from its manifest entry; errors name the key as ``<tensor>.<field>``
+        (after `prefix`: ``tensors.`` within a manifest)."""
+
+        def bad(reason: str, key: str) -> InvalidManifest:
+            return InvalidManifest(reason, key=f"{prefix}{key}", source=source)
+
+        if not isinstance(name, str) or not name:
+            raise bad("tensor name must be a non-empty string", str(name))
+        if not isinstance(data, dict):
+            raise bad(f"tensor entry must be an object, got {type(data).__name__}", name)
+        missing = {"dtype", "shape", "blake3"} - data.keys()
+        if missing:
+            raise bad(f"tensor entry lacks {', '.join(sorted(missing))}", f"{name}.{min(missing)}")
+        unknown = sorted(map(str, data.keys() - {"dtype", "shape", "blake3"}))
+        if unknown:
+            raise bad(
+                f"tensor entry has unknown fields {', '.join(unknown)}", f"{name}.{unknown[0]}"
+            )
+        dtype = data["dtype"]
+        if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+            raise bad(f"unknown safetensors dtype {dtype!r}", f"{name}.dtype")
+        shape = data["shape"]
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise bad(
+                f"shape must be a list of non-negative integers, got {shape!r}", f"{name}.shape"
+            )
+        digest = data["blake3"]
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise bad(f"blake3 must be 64 lowercase hex digits, got {digest!r}", f"{name}.blake3")
+        return cls(name=name, dtype=dtype, shape=tuple(shape), blake3=digest)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BaseFingerprint:
+    """The base model an adapter version was made for, and how sure we are of its weights.
+
+    Attributes:
+        name_or_path: the hub id or folder the user named, or None.
+        revision: the hub snapshot's commit, when the base came from the Hugging Face cache.
+        status: `STATUS_VERIFIED` (hashed from its files) or `STATUS_UNKNOWN`.
+        structure_hash: BLAKE3 over (name, dtype, shape) of every tensor (see `fingerprint`).
+        content_hash: BLAKE3 over the same plus every tensor's own BLAKE3.
+        tensors: how many tensors the base has.
+        size: the bytes of tensor data.
+    """
+
+    name_or_path: str | None
+    revision: str | None
+    status: str
+    structure_hash: str | None
+    content_hash: str | None
+    tensors: int | None
+    size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self, dict_factory=_json_dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> BaseFingerprint:
+        """Validate a dict written by `to_dict`; errors name the offending key."""
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        fields = _Fields(data, source, prefix)
+        fields.only(names)
+        for key in names:
+            if key not in fields.data:
+                raise fields.error(key, "missing")
+        for key in ("name_or_path", "revision"):
+            value = fields.get(key, str, optional=True)
+            if value == "":
+                raise fields.error(key, "expected a non-empty string or null")
+        status = fields.get("status", str)
+        if status not in STATUSES:
+            raise fields.error("status", f"expected one of {', '.join(STATUSES)}, got {status!r}")
+        for key in ("structure_hash", "content_hash"):
+            fields.hexdigest(key, 64, optional=True)
+        for key in ("tensors", "size"):
+            fields.count(key, optional=True)
+        for key in ("structure_hash", "content_hash", "tensors", "size"):
+            if status == STATUS_VERIFIED and fields.data[key] is None:
+                raise fields.error(key, "a verified base model needs a value here")
+            if status == STATUS_UNKNOWN and fields.data[key] is not None:
+                raise fields.error(key, "an unknown base model cannot have a value here")
+        return cls(**{key: fields.data[key] for key in names})
+
+    @property
+    def short(self) -> str:
+        """The first 12 hex digits of the content hash, or ``unknown``."""
+        return self.content_hash[:12] if self.content_hash else "unknown"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WeightsInfo:
-    """The weights file of one version: its hashes (sha256 for people, md5 for DVC) and size."""
+    """The weights file of one version: its hashes (sha256 for people, md5 for DVC) and size.
+
+    Attributes:
+        file: the file name in the adapter folder (``adapter_model.safetensors``).
+        sha256: SHA-256 of the file, hex.
+        md5: MD5 of the file, hex: DVC's object id in its cache and remotes.
+        size: the file's size in bytes.
+        source_format: ``safetensors``, or ``pytorch`` when converted from a pickle.
+    """
 
     file: str
     sha256: str
@@ -44,33 +235,39 @@ class WeightsInfo:
     source_format: str = "safetensors"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "sha256": self.sha256,
-            "md5": self.md5,
-            "size": self.size,
-            "source_format": self.source_format,
-        }
+        return dataclasses.asdict(self, dict_factory=_json_dict)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "manifest") -> WeightsInfo:
-        if not isinstance(data, dict):
-            raise InvalidManifest("not an object", key="weights", source=source)
-        size = _require(data, "size", int, source)
-        if size < 0:
-            raise InvalidManifest("negative", key="size", source=source)
-        return cls(
-            file=_require(data, "file", str, source),
-            sha256=_hex(data, "sha256", 64, source),
-            md5=_hex(data, "md5", 32, source),
-            size=size,
-            source_format=data.get("source_format", "safetensors"),
-        )
+    def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> WeightsInfo:
+        fields = _Fields(data, source, prefix)
+        fields.only(tuple(f.name for f in dataclasses.fields(cls)))
+        file = fields.get("file", str)
+        if not file or "/" in file or "\\" in file or file in (".", ".."):
+            raise fields.error("file", "expected a plain file name")
+        sha256, md5 = fields.hexdigest("sha256", 64), fields.hexdigest("md5", 32)
+        size = fields.count("size")
+        source_format = fields.get("source_format", str, optional=True) or "safetensors"
+        assert sha256 is not None and md5 is not None and size is not None
+        return cls(file=file, sha256=sha256, md5=md5, size=size, source_format=source_format)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Manifest:
-    """Everything recorded about one adapter version, besides its config and metrics files."""
+    """Everything recorded about one adapter version, besides its config and metrics files.
+
+    Attributes:
+        schema_version: the manifest format (`SCHEMA_VERSION` when written by this adaptergit).
+        name: the adapter's registry name.
+        version: its version, ``vX.Y.Z``.
+        parent: the version it was committed after, or None for the first.
+        created: when it was committed, ISO 8601 in UTC.
+        message: the user's message.
+        peft_type: PEFT's ``peft_type`` from the config (``LORA``, ``IA3``, ...).
+        base_model: the base model's fingerprint.
+        weights: the weights file's hashes and size.
+        tensors: every tensor's dtype, shape and BLAKE3, sorted by name.
+        tool: versions of adaptergit, Python and the libraries that wrote it.
+    """
 
     schema_version: int = SCHEMA_VERSION
     name: str
@@ -85,109 +282,150 @@ class Manifest:
     tool: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "name": self.name,
-            "version": self.version,
-            "parent": self.parent,
-            "created": self.created,
-            "message": self.message,
-            "peft_type": self.peft_type,
-            "base_model": self.base_model.to_dict(),
-            "weights": self.weights.to_dict(),
-            "tensors": {t.name: t.to_dict() for t in self.tensors},
-            "tool": dict(self.tool),
-        }
+        data = dataclasses.asdict(self, dict_factory=_json_dict)
+        data["tensors"] = {t.name: t.to_dict() for t in self.tensors}
+        return data
 
     def to_json(self) -> bytes:
+        """The manifest file's bytes: indented UTF-8 JSON ending in a newline."""
         return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest") -> Manifest:
-        if not isinstance(data, dict):
-            raise InvalidManifest("not a JSON object", source=source)
-        schema = _require(data, "schema_version", int, source)
+        """Validate a parsed manifest.
+
+        Raises:
+            NewerSchema: written by a newer adaptergit.
+            InvalidManifest: anything else wrong, naming the key path.
+        """
+        fields = _Fields(data, source)
+        schema = fields.get("schema_version", int)
         if schema > SCHEMA_VERSION:
-            raise InvalidManifest(
-                f"schema version {schema} is newer than this adaptergit understands "
-                f"({SCHEMA_VERSION}); upgrade adaptergit",
-                source=source,
-            )
+            raise NewerSchema(schema, source)
         if schema < 1:
-            raise InvalidManifest(
-                f"unknown schema version {schema}", key="schema_version", source=source
-            )
-        name = _require(data, "name", str, source)
-        version = _require(data, "version", str, source)
+            raise fields.error("schema_version", f"unknown schema version {schema}")
+        fields.only(tuple(f.name for f in dataclasses.fields(cls)))
+        name = fields.get("name", str)
+        version = fields.get("version", str)
         try:
             validate_name(name)
-            SemVer.parse(version)
+        except InvalidManifest:
+            raise
         except Exception as exc:
-            raise InvalidManifest(str(exc), source=source) from None
-        parent = data.get("parent")
-        if parent is not None and not isinstance(parent, str):
-            raise InvalidManifest("wrong type", key="parent", source=source)
-        tensors_raw = _require(data, "tensors", dict, source)
-        tool = data.get("tool", {})
-        if not isinstance(tool, dict) or not all(isinstance(v, str) for v in tool.values()):
-            raise InvalidManifest("expected an object of strings", key="tool", source=source)
+            raise fields.error("name", str(exc)) from None
+        if not SemVer.is_valid(version):
+            raise fields.error("version", f"{version!r} is not a version vX.Y.Z")
+        parent = fields.get("parent", str, optional=True)
+        if parent is not None and not SemVer.is_valid(parent):
+            raise fields.error("parent", f"{parent!r} is not a version vX.Y.Z")
+        tensors_raw = fields.get("tensors", dict)
+        tool = fields.get("tool", dict, optional=True) or {}
+        if not all(isinstance(v, str) for v in tool.values()):
+            raise fields.error("tool", "expected an object of strings")
         return cls(
             schema_version=schema,
             name=name,
             version=version,
             parent=parent,
-            created=_require(data, "created", str, source),
-            message=_require(data, "message", str, source),
-            peft_type=_require(data, "peft_type", str, source),
-            base_model=BaseFingerprint.from_dict(_require(data, "base_model", dict, source)),
-            weights=WeightsInfo.from_dict(_require(data, "weights", dict, source), source),
-            tensors=tuple(TensorRecord.from_dict(k, v) for k, v in sorted(tensors_raw.items())),
+            created=fields.get("created", str),
+            message=fields.get("message", str),
+            peft_type=fields.get("peft_type", str),
+            base_model=BaseFingerprint.from_dict(
+                fields.get("base_model", dict), source, "base_model."
+            ),
+            weights=WeightsInfo.from_dict(fields.get("weights", dict), source, "weights."),
+            tensors=tuple(
+                TensorRecord.from_dict(k, v, source, "tensors.")
+                for k, v in sorted(tensors_raw.items())
+            ),
             tool=dict(tool),
         )
 
     @classmethod
     def from_json(cls, raw: bytes | str, source: str = "manifest") -> Manifest:
+        """Parse a manifest file's bytes (strict, bounded JSON; see `strictjson`)."""
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise InvalidManifest(f"not valid JSON ({exc})", source=source) from None
+            data = strictjson.loads(raw, source, max_bytes=MAX_MANIFEST_BYTES, max_depth=None)
+        except strictjson.JsonError as exc:
+            raise InvalidManifest(exc.reason, source=source) from None
         return cls.from_dict(data, source)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Version:
-    """One recorded adapter version: where it lives in git and what was recorded for it."""
+    """One recorded adapter version: where it lives in git and what was recorded for it.
+
+    Attributes:
+        name: the adapter's name.
+        version: ``vX.Y.Z``.
+        commit: the git commit that holds it.
+        tag: its registration tag ``NAME@vX.Y.Z``, or None when it was named by a revision.
+        created: when it was registered, unix seconds (the tag's date).
+        manifest: its manifest.
+        metrics: its metrics (``metrics.json``), nested as recorded.
+        stages: the GTO stages it holds.
+        config: its ``adapter_config.json`` when asked for (``show``, ``diff``), else None.
+    """
 
     name: str
     version: str
     commit: str
     tag: str | None
-    created: int  # unix seconds when the version was registered
-    manifest: Manifest | None
+    created: int
+    manifest: Manifest
     metrics: dict[str, Any] = field(default_factory=dict)
     stages: tuple[str, ...] = ()
     config: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:
+        """``NAME@vX.Y.Z``: how users name this version."""
         return f"{self.name}@{self.version}"
 
     @property
     def semver(self) -> SemVer:
         return SemVer.parse(self.version)
 
+    @property
+    def weights(self) -> WeightsInfo:
+        """The manifest's weights record."""
+        return self.manifest.weights
+
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the fields, ``ref``, and the manifest as its file holds it."""
         data: dict[str, Any] = {
-            "name": self.name,
-            "version": self.version,
-            "ref": self.ref,
-            "commit": self.commit,
-            "tag": self.tag,
-            "created": self.created,
-            "stages": list(self.stages),
-            "metrics": self.metrics,
-            "manifest": self.manifest.to_dict() if self.manifest else None,
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"
         }
+        data["ref"] = self.ref
+        data["stages"] = list(self.stages)
+        data["manifest"] = self.manifest.to_dict()
         if self.config is not None:
             data["config"] = self.config
         return data
+
+    @classmethod
+    def of_manifest(cls, manifest: Manifest, **known: Any) -> Version:
+        """A version known only from its manifest (a work-tree copy): no commit or tag."""
+        values: dict[str, Any] = {
+            "name": manifest.name,
+            "version": manifest.version,
+            "commit": "",
+            "tag": None,
+            "created": 0,
+            **known,
+        }
+        return cls(manifest=manifest, **values)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "STATUS_UNKNOWN",
+    "STATUS_VERIFIED",
+    "BaseFingerprint",
+    "Manifest",
+    "NewerSchema",
+    "TensorRecord",
+    "Version",
+    "WeightsInfo",
+]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptergit import yamltext
 from adaptergit.fingerprint import is_hub_id
-from adaptergit.loading import AUTO_CLASSES
 from adaptergit.manifest import Version
 from adaptergit.metrics import flatten
+from adaptergit.modelclass import AUTO_CLASSES
+from adaptergit.registry_yaml import dump_yaml
 
-CARD_NAME = "README.md"
 # PEFT task types -> the Hub's pipeline tags.
 _PIPELINES = {
     "CAUSAL_LM": "text-generation",
@@ -33,11 +32,11 @@ def front_matter(version: Version, config: dict[str, Any] | None) -> dict[str, A
     """The card's metadata as the Hub reads it."""
     manifest = version.manifest
     config = config or {}
-    base = manifest.base_model.name_or_path if manifest else None
+    base = manifest.base_model.name_or_path
     hub_base = base if base and is_hub_id(base) else None
     task = config.get("task_type")
     pipeline = _PIPELINES.get(task) if isinstance(task, str) else None
-    peft_type = (manifest.peft_type if manifest else str(config.get("peft_type", ""))).lower()
+    peft_type = manifest.peft_type.lower()
     tags = ["adaptergit", "peft"] + ([peft_type] if peft_type else [])
     if hub_base:
         tags.append(f"base_model:adapter:{hub_base}")
@@ -70,13 +69,13 @@ def front_matter(version: Version, config: dict[str, Any] | None) -> dict[str, A
 def render(version: Version, config: dict[str, Any] | None) -> bytes:
     """The whole README.md."""
     m = version.manifest
-    lines = ["---", yamltext.dump(front_matter(version, config)).rstrip("\n"), "---", ""]
+    lines = ["---", dump_yaml(front_matter(version, config)).rstrip("\n"), "---", ""]
     lines += [f"# {version.name} {version.version}", ""]
-    if m is not None and m.message:
+    if m.message:
         lines += [m.message, ""]
-    base = m.base_model if m is not None else None
+    base = m.base_model
     lines += [
-        f"A {m.peft_type if m else 'PEFT'} adapter recorded with "
+        f"A {m.peft_type} adapter recorded with "
         "[adaptergit](https://pypi.org/project/adaptergit/).",
         "",
         "| | |",
@@ -84,24 +83,22 @@ def render(version: Version, config: dict[str, Any] | None) -> bytes:
         f"| version | `{version.ref}` |",
         f"| commit | `{version.commit}` |",
     ]
-    if base is not None:
-        lines.append(
-            f"| base model | `{base.name_or_path or 'unknown'}`"
-            + (f" (revision `{base.revision}`)" if base.revision else "")
-            + " |"
-        )
-        if base.content_hash:
-            lines.append(f"| base content hash | `{base.content_hash}` |")
-            lines.append(f"| base structure hash | `{base.structure_hash}` |")
-        else:
-            lines.append("| base fingerprint | not recorded (the base model was not on disk) |")
-    if m is not None:
-        lines.append(f"| weights sha256 | `{m.weights.sha256}` |")
+    lines.append(
+        f"| base model | `{base.name_or_path or 'unknown'}`"
+        + (f" (revision `{base.revision}`)" if base.revision else "")
+        + " |"
+    )
+    if base.content_hash:
+        lines.append(f"| base content hash | `{base.content_hash}` |")
+        lines.append(f"| base structure hash | `{base.structure_hash}` |")
+    else:
+        lines.append("| base fingerprint | not recorded (the base model was not on disk) |")
+    lines.append(f"| weights sha256 | `{m.weights.sha256}` |")
     flat = flatten(version.metrics)
     if flat:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in flat.items()]
-    base_ref = (base.name_or_path if base is not None else None) or "BASE_MODEL"
+    base_ref = base.name_or_path or "BASE_MODEL"
     auto = AUTO_CLASSES.get(str((config or {}).get("task_type")), "AutoModel")
     lines += [
         "",
@@ -127,4 +124,4 @@ def render(version: Version, config: dict[str, Any] | None) -> bytes:
     return "\n".join(lines).encode()
 
 
-__all__ = ["CARD_NAME", "front_matter", "render"]
+__all__ = ["front_matter", "render"]

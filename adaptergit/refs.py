@@ -1,7 +1,9 @@
-"""Adapter names, semantic versions and references such as ``name@v1.2.0``, ``name@latest``, ``name#prod``.
+"""Adapter names, stage names, semantic versions, and the references users type.
 
-Tags follow GTO's format so ``gto show`` reads them: ``NAME@vX.Y.Z`` registers a version and
-``NAME#STAGE#N`` assigns a stage.
+References: ``NAME`` or ``NAME@latest`` (the highest version), ``NAME@vX.Y.Z``, ``NAME@<git rev>``
+(the adapter as of that commit) and ``NAME#STAGE``. Names and versions follow GTO
+(``gto/constants.py``: artifact names, SemVer 2.0.0 with a ``v``); the tags built from them are
+`adaptergit.tags`'s.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from adaptergit.errors import InvalidName, InvalidRef, InvalidVersion
 
 # GTO's artifact name pattern, narrowed to what is also safe as a directory and a git ref
 # component: lower-case letters, digits, '-' and '_' (GTO allows neither '.' nor '@' nor '#').
-_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
-_SEMVER_RE = re.compile(
-    r"^v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+NAME_PATTERN = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
+# SemVer 2.0.0 with GTO's leading 'v' (build metadata is not used by GTO's own tags).
+SEMVER_PATTERN = (
+    r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
 )
-_STAGE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$")
+_NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
+_SEMVER_RE = re.compile(rf"^{SEMVER_PATTERN}$")
+_STAGE_RE = _NAME_RE
 MAX_NAME_LENGTH = 100
 
 
@@ -105,32 +110,6 @@ class SemVer:
 
 
 FIRST_VERSION = SemVer(0, 0, 1)  # GTO's first version when none is given
-
-
-def version_tag(name: str, version: str | SemVer) -> str:
-    return f"{name}@{version}"
-
-
-def parse_version_tag(tag: str) -> tuple[str, SemVer] | None:
-    """Split a GTO registration tag ``name@vX.Y.Z``; None for any other tag."""
-    name, sep, version = tag.rpartition("@")
-    if not sep or not _NAME_RE.match(name) or not SemVer.is_valid(version):
-        return None
-    return name, SemVer.parse(version)
-
-
-_STAGE_TAG_RE = re.compile(
-    r"^(?P<name>[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)#(?P<stage>[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)"
-    r"(?P<cancel>!?)(?:#(?P<counter>\d+))?$"
-)
-
-
-def parse_stage_tag(tag: str) -> tuple[str, str, bool, int] | None:
-    """Split a GTO stage tag ``name#stage#N`` (``!`` marks an unassignment)."""
-    match = _STAGE_TAG_RE.match(tag)
-    if not match:
-        return None
-    return match["name"], match["stage"], bool(match["cancel"]), int(match["counter"] or 0)
 
 
 @dataclass(frozen=True, slots=True)

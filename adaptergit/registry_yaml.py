@@ -4,31 +4,38 @@ With it, the plain tools read the registry: ``dvc metrics show``, ``dvc metrics 
 ``dvc params diff`` (the adapter's ``adapter_config.json``) and ``dvc artifacts`` all see every
 adapter. adaptergit rewrites the file, in the same git commit as each version, from what HEAD
 records for every adapter. A ``dvc.yaml`` that adaptergit did not write (no header line) is kept:
-adaptergit then only adds or updates its own entries, through ruamel.yaml (a DVC dependency) so
-that the rest of the file, comments included, stays as it was.
+adaptergit then only adds or updates its own entries, through ruamel.yaml's round-trip mode (DVC
+reads dvc.yaml with it) so that the rest of the file, comments included, stays as it was. Files of
+our own are written with PyYAML (installed with DVC), whose YAML 1.1 quoting reads back the same
+under YAML 1.2.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from adaptergit import yamltext
-from adaptergit.config import ADAPTERS_DIR
 from adaptergit.errors import AdapterGitError, InvalidConfig
-from adaptergit.fingerprint import BaseFingerprint, is_hub_id
+from adaptergit.fingerprint import is_hub_id
+from adaptergit.layout import (
+    ADAPTERS_DIR,
+    CONFIG_FILE,
+    DVC_YAML,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    adapter_path,
+)
+from adaptergit.manifest import BaseFingerprint, Manifest
+from adaptergit.registry import Registry
 
-DVC_YAML = "dvc.yaml"
 HEADER = (
     "# Written by adaptergit: one DVC artifact per adapter, with its metrics and params.\n"
     "# adaptergit rewrites this file on each commit; delete these lines to manage it yourself\n"
     "# (adaptergit will then only add or update its own entries).\n"
 )
-if TYPE_CHECKING:
-    from adaptergit.repo import Repo
-
 _MARK = HEADER.splitlines()[0]
 
 
@@ -43,15 +50,15 @@ class ArtifactEntry:
 
     @property
     def path(self) -> str:
-        return f"{ADAPTERS_DIR}/{self.name}"
+        return adapter_path(self.name)
 
     @property
     def metrics_file(self) -> str:
-        return f"{self.path}/metrics.json"
+        return adapter_path(self.name, METRICS_FILE)
 
     @property
     def params_file(self) -> str:
-        return f"{self.path}/adapter_config.json"
+        return adapter_path(self.name, CONFIG_FILE)
 
     def to_dict(self) -> dict[str, Any]:
         """DVC's artifact schema: path, type, desc, labels, meta."""
@@ -103,32 +110,58 @@ def entry_for(
     )
 
 
-def entries_at(repo: Repo, commit: str | None) -> dict[str, ArtifactEntry]:
+def entries_at(registry: Registry, commit: str | None) -> dict[str, ArtifactEntry]:
     """The entry of every adapter with a manifest at `commit`, read from git objects."""
-    import json
-
-    from adaptergit.manifest import MANIFEST_NAME, Manifest
-
     found: dict[str, ArtifactEntry] = {}
     if commit is None:
         return found
-    for name in repo.git.list_dir(commit, ADAPTERS_DIR):
-        raw = repo.git.read_blob(commit, f"{ADAPTERS_DIR}/{name}/{MANIFEST_NAME}")
+    names = registry.git.list_dir(commit, ADAPTERS_DIR)
+    blobs = registry.git.read_blobs(
+        [f"{commit}:{adapter_path(n, f)}" for n in names for f in (MANIFEST_FILE, CONFIG_FILE)]
+    )
+    for i, name in enumerate(names):
+        raw = blobs[2 * i]
         if raw is None:
             continue
         try:
             manifest = Manifest.from_json(raw)
-            raw_config = repo.git.read_blob(commit, f"{ADAPTERS_DIR}/{name}/adapter_config.json")
-            config = json.loads(raw_config) if raw_config else None
-        except (AdapterGitError, ValueError):
+            config = registry.config_at(name, commit)
+        except AdapterGitError:
             continue  # a damaged adapter is not listed rather than failing every commit
-        found[name] = entry_for(
-            name,
-            manifest.peft_type,
-            config if isinstance(config, dict) else None,
-            manifest.base_model,
-        )
+        found[name] = entry_for(name, manifest.peft_type, config, manifest.base_model)
     return found
+
+
+# Strings left unquoted: ones no YAML 1.1 or 1.2 resolver reads as anything but a string.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./+-]*")
+_RESERVED = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """Plain data as block YAML, keys in the order given (PyYAML's safe dumper).
+
+    Strings are double-quoted unless they are plain words, so that the text reads back the same
+    under YAML 1.1 (PyYAML) and YAML 1.2 (ruamel.yaml, which DVC uses), where ``yes`` and
+    ``0E0`` mean different things.
+    """
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _RESERVED
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if plain else '"')
+
+    Dumper.add_representer(str, string)
+    return yaml.dump(
+        data,
+        Dumper=Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1 << 20,
+    )
 
 
 def render(entries: Iterable[ArtifactEntry]) -> bytes:
@@ -141,7 +174,7 @@ def render(entries: Iterable[ArtifactEntry]) -> bytes:
         "metrics": [e.metrics_file for e in ordered],
         "params": [e.params_file for e in ordered],
     }
-    return (HEADER + yamltext.dump(doc)).encode()
+    return (HEADER + dump_yaml(doc)).encode()
 
 
 def is_ours(text: str | bytes | None) -> bool:
@@ -193,9 +226,9 @@ def _merge(existing: bytes, entries: list[ArtifactEntry]) -> bytes:
 
 
 __all__ = [
-    "DVC_YAML",
     "HEADER",
     "ArtifactEntry",
+    "dump_yaml",
     "entries_at",
     "entry_for",
     "is_ours",

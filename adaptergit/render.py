@@ -1,42 +1,48 @@
-"""Turning records into what people read (tables that fit 80 columns) and scripts parse (JSON)."""
+"""Turning records into what people read (tables that fit the terminal) and scripts parse (JSON).
+
+The CLI's half of presentation: it may use click (for colours). Every string that came from a
+registry (messages, configs, names in manifests) goes through `printable`, so a registry someone
+else wrote cannot send escape sequences to the terminal. A `width` of None means no limit: output
+to a pipe or a file is never cut.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from adaptergit.manifest import Version
 from adaptergit.metrics import flatten
+from adaptergit.peftkeys import short_module_name
+from adaptergit.text import human_size, printable
+
+if TYPE_CHECKING:
+    from adaptergit.compare import AdapterDiff, ModuleChange
+    from adaptergit.ops.gc import GcReport
+    from adaptergit.ops.status import StatusReport
 
 _KEY_METRIC_HINTS = ("loss", "acc", "f1", "bleu", "rouge", "ppl", "perplexity", "score")
 
 
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
 def short_base(version: Version) -> str:
-    if version.manifest is None:
-        return "-"
+    """The first 12 hex digits of the version's base-model content hash, or ``unknown``."""
     return version.manifest.base_model.short
 
 
-def key_metrics(metrics: dict[str, Any], limit: int = 2) -> str:
+def key_metrics(metrics: dict[str, Any], limit: int | None = 2) -> str:
+    """``key=value`` of the `limit` most telling metrics (losses, accuracies first), 4 digits;
+    with `limit` None, every metric at full precision."""
     flat = flatten(metrics)
     if not flat:
         return ""
-    ranked = sorted(flat, key=lambda k: (not any(h in k.lower() for h in _KEY_METRIC_HINTS), k))[
-        :limit
-    ]
-    return " ".join(f"{k}={_num(flat[k])}" for k in ranked)
+    ranked = sorted(flat, key=lambda k: (not any(h in k.lower() for h in _KEY_METRIC_HINTS), k))
+    if limit is None:
+        return " ".join(f"{k}={flat[k]!r}" for k in ranked)
+    return " ".join(f"{k}={_num(flat[k])}" for k in ranked[:limit])
 
 
 def _num(value: float | int) -> str:
@@ -50,7 +56,7 @@ def _date(ts: int) -> str:
 
 
 def commit_line(version: Version) -> str:
-    assert version.manifest is not None
+    """``NAME@vX.Y.Z 3f9c2a1 base 7d41c09be2aa 67.1 MB``: what ``commit`` prints."""
     return (
         f"{version.ref} {version.commit[:7]} base {short_base(version)} "
         f"{human_size(version.manifest.weights.size)}"
@@ -58,20 +64,24 @@ def commit_line(version: Version) -> str:
 
 
 def log_table(versions: Sequence[Version], width: int | None = None) -> list[str]:
-    """One line per version: date, version, commit, key metrics, base model, stages, message."""
-    width = width or min(shutil.get_terminal_size((80, 24)).columns, 160)
+    """One line per version: date, version, commit, key metrics, base model, stages, message.
+
+    Args:
+        versions: the versions, in the order to print them.
+        width: the terminal's width in columns; None (a pipe or a file): nothing is cut.
+    """
     single = len({v.name for v in versions}) <= 1
     rows = []
     for v in versions:
         label = v.version if single else v.ref
         stages = " ".join(f"#{s}" for s in v.stages)
-        message = v.manifest.message if v.manifest else ""
+        message = printable(v.manifest.message, one_line=True)
         rows.append(
             [
                 _date(v.created),
                 label,
                 v.commit[:7],
-                key_metrics(v.metrics),
+                printable(key_metrics(v.metrics, 2 if width else None), one_line=True),
                 short_base(v)[:8],
                 stages,
                 message,
@@ -87,15 +97,15 @@ def log_table(versions: Sequence[Version], width: int | None = None) -> list[str
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     # Too wide: give up message, then metrics, characters first; the other columns stay whole.
     for column, floor in (("MESSAGE", 8), ("METRICS", 12)):
-        excess = sum(widths) + 2 * (len(widths) - 1) - width
-        if excess > 0 and column in header:
+        excess = sum(widths) + 2 * (len(widths) - 1) - (width or 0)
+        if width is not None and excess > 0 and column in header:
             i = header.index(column)
             widths[i] = max(floor, widths[i] - excess)
     lines = []
     for cells in [header, *rows]:
         cut = [_fit(c, w) for c, w in zip(cells, widths, strict=True)]
         line = "  ".join(c.ljust(w) for c, w in zip(cut, widths, strict=True)).rstrip()
-        lines.append(line[: width - 1] + "…" if len(line) > width else line)
+        lines.append(line[: width - 1] + "…" if width is not None and len(line) > width else line)
     return lines
 
 
@@ -104,6 +114,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def show_lines(version: Version) -> list[str]:
+    """Everything recorded for one version, one field a line."""
     m = version.manifest
     lines = [
         f"adapter   {version.name}",
@@ -113,15 +124,12 @@ def show_lines(version: Version) -> list[str]:
         f"tag       {version.tag or '-'}",
         f"date      {_date(version.created)}",
     ]
-    if m is None:
-        lines.append("manifest  (none: registered outside adaptergit)")
-        return lines
     base = m.base_model
     lines += [
-        f"message   {m.message or '-'}",
+        f"message   {printable(m.message) or '-'}",
         f"parent    {m.parent or '-'}",
-        f"peft      {m.peft_type}",
-        f"base      {base.name_or_path or '-'}"
+        f"peft      {printable(m.peft_type, one_line=True)}",
+        f"base      {printable(base.name_or_path or '-', one_line=True)}"
         + (f" (revision {base.revision})" if base.revision else "")
         + f"  [{base.status}]",
     ]
@@ -140,30 +148,55 @@ def show_lines(version: Version) -> list[str]:
         lines.append("metrics   " + "  ".join(f"{k}={_num(v)}" for k, v in flat.items()))
     if version.config:
         keys = ("r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "task_type")
-        summary = [f"{k}={version.config[k]}" for k in keys if version.config.get(k) is not None]
+        summary = [
+            printable(f"{k}={version.config[k]}", one_line=True)
+            for k in keys
+            if version.config.get(k) is not None
+        ]
         if summary:
             lines.append("config    " + "  ".join(summary))
-    tools = "  ".join(f"{k} {v}" for k, v in m.tool.items())
+    tools = printable("  ".join(f"{k} {v}" for k, v in m.tool.items()), one_line=True)
     lines.append(f"tools     {tools}")
     return lines
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """Indented JSON; non-finite floats (which JSON lacks) become strings."""
+    return json.dumps(_finite(data), indent=2, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by strings, so that the JSON is valid."""
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --- diff, status, verify, gc -----------------------------------------------------------------
 
-_COLORS = {"red": 31, "green": 32, "yellow": 33, "bold": 1, "dim": 2}
+_STYLES: dict[str, dict[str, Any]] = {
+    "red": {"fg": "red"},
+    "green": {"fg": "green"},
+    "yellow": {"fg": "yellow"},
+    "bold": {"bold": True},
+    "dim": {"dim": True},
+}
 
 
 def paint(text: str, style: str, color: bool) -> str:
-    """`text` in an ANSI style when `color` (the CLI passes True only on a terminal)."""
-    return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color and text else text
+    """`text` in a terminal style when `color` (the CLI passes True only on a terminal)."""
+    return click.style(text, **_STYLES[style]) if color and text else text
 
 
-def _width(width: int | None) -> int:
-    return width or min(shutil.get_terminal_size((80, 24)).columns, 160)
+def _cut(text: str, width: int | None) -> str:
+    """`text` cut to `width` columns with an ellipsis; None: whole."""
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def _fit_left(text: str, width: int) -> str:
@@ -180,9 +213,10 @@ def _value(value: Any) -> str:
         return json.dumps(
             sorted(value)
             if isinstance(value, list) and all(isinstance(v, str) for v in value)
-            else value
+            else value,
+            ensure_ascii=False,
         )
-    return str(value)
+    return printable(str(value), one_line=True)
 
 
 def _rel(value: float | None) -> str:
@@ -193,23 +227,28 @@ def _rel(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def diff_lines(diff: Any, width: int | None = None, color: bool = False) -> list[str]:
-    """An `AdapterDiff` as people read it: config, metrics, base model, then changed modules."""
-    from adaptergit.diff import ADDED, CHANGED, REMOVED, RESHAPED, short_module_name
+def diff_lines(diff: AdapterDiff, width: int | None = None, color: bool = False) -> list[str]:
+    """An `AdapterDiff` as people read it: config, metrics, base model, then changed modules.
 
-    width = _width(width)
+    Args:
+        diff: the comparison.
+        width: the terminal's width in columns; None: nothing is cut.
+        color: style the output for a terminal.
+    """
+    from adaptergit.compare import ADDED, CHANGED, REMOVED, RESHAPED
+
     lines = [paint(f"{diff.old} -> {diff.new}", "bold", color)]
     for i, change in enumerate(diff.config):
         label = "config   " if i == 0 else "         "
-        text = f"{label}{change.key}: {_value(change.old)} -> {_value(change.new)}"
-        lines.append(text if len(text) <= width else text[: width - 1] + "…")
+        text = f"{label}{printable(change.key, one_line=True)}: {_value(change.old)} -> {_value(change.new)}"
+        lines.append(_cut(text, width))
     if not diff.config:
         lines.append("config   unchanged")
     key_width = min(max((len(m.key) for m in diff.metrics), default=0), 28)
     for i, m in enumerate(diff.metrics):
         label = "metrics  " if i == 0 else "         "
         delta = m.delta
-        text = f"{label}{m.key:<{key_width}}  {_value(m.old)} -> {_value(m.new)}"
+        text = f"{label}{printable(m.key, one_line=True):<{key_width}}  {_value(m.old)} -> {_value(m.new)}"
         if delta is not None and delta != 0:
             text += f"  ({'+' if delta > 0 else ''}{_num(delta)})"
         if m.improved is True:
@@ -226,10 +265,12 @@ def diff_lines(diff: Any, width: int | None = None, color: bool = False) -> list
         )
     else:
         lines.append("base     unknown (no base-model fingerprint for both versions)")
-    summary = diff.summary
-    while len(summary) > width and ", " in summary.rpartition("; largest: ")[2]:
+    summary = printable(diff.summary, one_line=True)
+    while (
+        width is not None and len(summary) > width and ", " in summary.rpartition("; largest: ")[2]
+    ):
         summary = summary.rsplit(", ", 1)[0]  # fewer of the largest changes, whole ones
-    lines.append(summary if len(summary) <= width else summary[: width - 1] + "…")
+    lines.append(_cut(summary, width))
     changed = diff.changed_modules
     if not changed:
         return lines
@@ -237,21 +278,22 @@ def diff_lines(diff: Any, width: int | None = None, color: bool = False) -> list
     shapes = [_shape_text(m) for m in changed]
     shape_w = max(5, *(len(s) for s in shapes))
     fixed = 2 + 9 + 2 + 10 + 2 + 7 + 2 + shape_w
-    name_w = max(12, min(max(len(short_module_name(m.name)) for m in changed), width - fixed))
+    longest = max(len(short_module_name(m.name)) for m in changed)
+    name_w = max(12, min(longest, width - fixed) if width is not None else longest)
     header = f"{'MODULE':<{name_w}}  {'STATUS':<9}  {'REL.CHANGE':>10}  {'COSINE':>7}  SHAPE"
     lines.append(paint(header, "dim", color))
     styles = {ADDED: "green", REMOVED: "red", RESHAPED: "yellow", CHANGED: "bold"}
     for m, shape in zip(changed, shapes, strict=True):
         status = paint(f"{m.status:<9}", styles.get(m.status, "dim"), color)
         cosine = "-" if m.cosine is None else f"{m.cosine:.4f}"
-        name = _fit_left(short_module_name(m.name), name_w)
+        name = _fit_left(printable(short_module_name(m.name), one_line=True), name_w)
         lines.append(
             f"{name:<{name_w}}  {status}  {_rel(m.rel_change):>10}  {cosine:>7}  {shape}".rstrip()
         )
     return lines
 
 
-def _shape_text(m: Any) -> str:
+def _shape_text(m: ModuleChange) -> str:
     def one(shape: Any, rank: Any) -> str:
         if shape is None:
             return "-"
@@ -261,7 +303,7 @@ def _shape_text(m: Any) -> str:
     return old if old == new else f"{old} -> {new}"
 
 
-def status_lines(report: Any, color: bool = False) -> list[str]:
+def status_lines(report: StatusReport, color: bool = False) -> list[str]:
     """A `StatusReport`: what differs, what is not on the remote, what set-up is missing."""
     lines = []
     dirty = report.dirty
@@ -318,7 +360,7 @@ def status_lines(report: Any, color: bool = False) -> list[str]:
     return lines
 
 
-def gc_lines(report: Any) -> list[str]:
+def gc_lines(report: GcReport) -> list[str]:
     """A `GcReport`: each object removed (or to be removed) with its versions and size."""
     verb = "would remove" if report.dry_run else "removed"
     lines = []

@@ -22,17 +22,17 @@ from safetensors.torch import load_file, save_file
 
 from adaptergit import adapter
 from adaptergit.adapter import (
-    CONFIG_NAME,
-    PICKLE_NAME,
     UNTRAINED_LORA_WARNING,
-    WEIGHTS_NAME,
-    TensorRecord,
     WeightsScan,
     convert_pickle,
     load_adapter_config,
     open_adapter_source,
     scan_weights,
 )
+from adaptergit.layout import CONFIG_FILE as CONFIG_NAME
+from adaptergit.layout import PICKLE_FILE as PICKLE_NAME
+from adaptergit.layout import WEIGHTS_FILE as WEIGHTS_NAME
+from adaptergit.manifest import TensorRecord
 from adaptergit.errors import (
     InvalidAdapter,
     InvalidConfig,

@@ -268,9 +268,9 @@ def test_unknown_refs_list_what_exists(tmp_path: Path, make_adapter) -> None:
     main(["init", str(reg)])
     main(["-C", str(reg), "commit", str(make_adapter()), "--name", "alpha"])
     r = run("-C", str(reg), "show", "beta")
-    assert r.returncode == 1 and "adapters here: alpha" in r.stderr
+    assert r.returncode == 4 and "adapters here: alpha" in r.stderr
     r = run("-C", str(reg), "checkout", "alpha@v3.0.0")
-    assert r.returncode == 1 and "its versions: v0.0.1" in r.stderr
+    assert r.returncode == 4 and "its versions: v0.0.1" in r.stderr
     r = run("-C", str(reg), "-v", "show", "beta")
     assert "Traceback" in r.stderr
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from adaptergit import Repo
 from adaptergit.cli import cli, main
-from adaptergit.diff import (
+from adaptergit.compare import (
     ADDED,
     CHANGED,
     REMOVED,
@@ -388,7 +388,7 @@ def test_diff_of_unknown_version_is_one_line(
     src = tmp_path / "v"
     tiny_peft_model(seed=1).save_pretrained(src)
     registry.commit(src, name="u")
-    assert main(["-C", str(registry.root), "diff", "u@v0.0.1", "u@v9.0.0"]) == 1
+    assert main(["-C", str(registry.root), "diff", "u@v0.0.1", "u@v9.0.0"]) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no version 'v9.0.0'" in err
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adaptergit import Repo
-from adaptergit.hooks import HOOK_NAMES, shim
+from adaptergit.ops.hooks import HOOK_NAMES, shim
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from adaptergit import Repo, registry_yaml, yamltext
-from adaptergit.modelcard import CARD_NAME
+from adaptergit import Repo, registry_yaml
+from adaptergit.layout import CARD_FILE as CARD_NAME
 
 from .test_stages import gto, tool
 
@@ -123,7 +123,9 @@ def test_version_registered_with_gto_shows_in_log(built: Repo, make_adapter) -> 
     # ...and promotes an adaptergit version
     gto(built.root, "assign", "helper", "--version", "v0.0.1", "--stage", "staging")
     versions = {v.ref: v for v in built.log()}
-    assert versions["outsider@v1.0.0"].manifest is None
+    # not an adapter version (no manifest): listed apart, so every Version has its manifest
+    assert "outsider@v1.0.0" not in versions
+    assert [r.tag for r in built.unmanaged()] == ["outsider@v1.0.0"]
     assert versions["helper@v0.0.1"].stages == ("staging",)
     out = subprocess.run(
         [sys.executable, "-m", "adaptergit", "-C", str(built.root), "log"],
@@ -138,7 +140,7 @@ def test_version_registered_with_gto_shows_in_log(built: Repo, make_adapter) -> 
         capture_output=True,
         text=True,
     )
-    assert shown.returncode == 0 and "registered outside adaptergit" in shown.stdout
+    assert shown.returncode == 4 and "not committed with adaptergit" in shown.stderr
     # the registry's next commit keeps working alongside it
     built.commit(make_adapter(seed=9), name="helper")
 
@@ -275,7 +277,7 @@ _data = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_keys, _data, max_size=5))
 def test_yaml_writer_round_trips_in_both_parsers(data: dict[str, object]) -> None:
-    text = yamltext.dump(data)
+    text = registry_yaml.dump_yaml(data)
     for parsed in load_both(text):
         assert _normal(parsed) == _normal(data)
 

@@ -15,7 +15,7 @@ from adaptergit import Repo
 from adaptergit.cli import cli, main
 from adaptergit.errors import BaseModelMismatch, BaseModelUnverifiable, IncompatibleBaseModel
 from adaptergit.loading import BaseCheck, required_shapes
-from adaptergit.repo import AdapterGitWarning
+from adaptergit.errors import AdapterGitWarning
 
 from .conftest import TINY_LLAMA, tiny_base_model, tiny_peft_model
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adaptergit import Repo, hooks
+from adaptergit import Repo
+from adaptergit.ops import hooks
 from adaptergit.cli import cli, main
 from adaptergit.errors import TransferFailed, WeightsMissing
-from adaptergit.maintenance import (
+from adaptergit.ops.verify import (
     CACHE_CORRUPT,
     CACHE_MISSING,
     LOST,

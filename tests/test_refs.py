@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptergit.errors import InvalidName, InvalidRef, InvalidVersion
-from adaptergit.refs import Ref, SemVer, parse_stage_tag, parse_version_tag, validate_name
+from adaptergit import tags
+from adaptergit.refs import Ref, SemVer, validate_name
+from adaptergit.tags import parse_version_tag
 
 names = st.from_regex(r"\A[a-z0-9]([a-z0-9_-]{0,20}[a-z0-9])?\Z")
 versions = st.builds(SemVer, st.integers(0, 999), st.integers(0, 999), st.integers(0, 999))
@@ -105,7 +107,22 @@ def test_ref_parse_never_crashes(text: str) -> None:
 
 
 def test_stage_tags() -> None:
-    assert parse_stage_tag("m#prod#3") == ("m", "prod", False, 3)
-    assert parse_stage_tag("m#prod!#4") == ("m", "prod", True, 4)
-    assert parse_stage_tag("m#prod") == ("m", "prod", False, 0)
-    assert parse_stage_tag("m@v1.0.0") is None
+    assert tags.parse("m#prod#3") == tags.ParsedTag(
+        action=tags.ASSIGN, name="m", stage="prod", counter=3
+    )
+    assert tags.parse("m#prod!#4") == tags.ParsedTag(
+        action=tags.UNASSIGN, name="m", stage="prod", counter=4
+    )
+    assert tags.parse("m#prod") == tags.ParsedTag(action=tags.ASSIGN, name="m", stage="prod")
+    assert tags.parse("m@v1.0.0") == tags.ParsedTag(
+        action=tags.REGISTER, name="m", version=SemVer(1, 0, 0)
+    )
+    assert tags.parse("m@v1.0.0!#5") == tags.ParsedTag(
+        action=tags.DEREGISTER, name="m", version=SemVer(1, 0, 0), counter=5
+    )
+    assert tags.parse("m@deprecated#6") == tags.ParsedTag(
+        action=tags.DEPRECATE, name="m", counter=6
+    )
+    assert tags.parse("m#prod#x") is None
+    assert tags.stage_tag("m", "prod", 3) == "m#prod#3"
+    assert tags.stage_tag("m", "prod", 4, unassign=True) == "m#prod!#4"

@@ -17,7 +17,8 @@ from adaptergit import Repo
 from adaptergit.cli import cli
 from adaptergit.errors import InvalidRef, StageAlreadyAssigned, StageNotAssigned, UnknownVersion
 from adaptergit.gitrepo import TagInfo
-from adaptergit.stages import StageEvent, current_stages
+from adaptergit.index import current_stages
+from adaptergit.ops.stages import StageEvent
 
 
 def tool(name: str) -> str:
@@ -149,7 +150,7 @@ def test_new_commands_have_help(command: str) -> None:
 
 
 def tag(name: str, commit: str, created: int) -> TagInfo:
-    return TagInfo(name=name, commit=commit, annotated=True, created=created, message="")
+    return TagInfo(name=name, commit=commit, annotated=True, created=created)
 
 
 def test_current_stages_follows_gto() -> None:
@@ -161,7 +162,7 @@ def test_current_stages_follows_gto() -> None:
     # the same second: the counter decides
     assert current_stages([tag("m#prod#2", b, 5), tag("m#prod#1", a, 5)]) == {("m", b): ["prod"]}
     # lightweight tags and other artifacts' tags are not assignments of m
-    light = TagInfo(name="m#dev#4", commit=a, annotated=False, created=40, message="")
+    light = TagInfo(name="m#dev#4", commit=a, annotated=False, created=40)
     assert current_stages([light, tag("other#dev#1", a, 1)]) == {("other", a): ["dev"]}
 
 

@@ -194,15 +194,9 @@ class AdapterGitCallback(TrainerCallback):
         old = self.versions[: -self.keep_last]
         if not old:
             return
-        staged = {commit for (_n, commit), stages in repo._stages(self.name).items() if stages}
-        keep = {
-            v.manifest.weights.md5
-            for v in self.versions[-self.keep_last :]
-            if v.manifest is not None
-        }
-        candidates = {
-            v.manifest.weights.md5 for v in old if v.manifest is not None and v.commit not in staged
-        } - keep
+        staged = {commit for (_n, commit) in repo.registry.index.stages(self.name)}
+        keep = {v.weights.md5 for v in self.versions[-self.keep_last :]}
+        candidates = {v.weights.md5 for v in old if v.commit not in staged} - keep
         candidates = {m for m in candidates if repo.dvc.in_cache(m)}
         if not candidates:
             return

@@ -10,19 +10,32 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adaptergit.config import ADAPTERS_DIR, RepoConfig
+from adaptergit import tags as tag_grammar
+from adaptergit.config import RepoConfig
 from adaptergit.errors import AdapterGitError
 from adaptergit.gitrepo import ZERO_SHA, GitRepo
+from adaptergit.layout import (
+    MANIFEST_FILE,
+    POINTER_FILE,
+    POINTER_GLOB,
+    adapter_of,
+    adapter_path,
+)
+from adaptergit.text import human_size
+
+if TYPE_CHECKING:
+    from adaptergit.manifest import Version
+    from adaptergit.registry import Registry
 
 HOOK_NAMES = ("pre-commit", "post-checkout", "post-merge", "pre-push")
 MARKER = "# adaptergit hook shim"
 CHAINED_SUFFIX = ".adaptergit-chained"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
-POINTER_GLOB = f"{ADAPTERS_DIR}/*/adapter_model.safetensors.dvc"
 NO_FETCH_ENV = "ADAPTERGIT_NO_FETCH"
 # Set for the `git push` that `adaptergit push` runs, so the pre-push hook does not redo the work.
 PUSHED_ENV = "ADAPTERGIT_WEIGHTS_PUSHED"
@@ -157,7 +170,7 @@ def main(name: str, args: Sequence[str]) -> int:
         return run(name, args)
     except AdapterGitError as exc:
         _err(f"error: {exc}")
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
@@ -183,15 +196,13 @@ def pre_commit(git: GitRepo) -> int:
         if p.lower().endswith(WEIGHT_SUFFIXES) or s > limit
     ]
     if offenders:
-        listing = ", ".join(f"{p} ({s / 1e6:.1f} MB)" for p, s in offenders[:10])
+        listing = ", ".join(f"{p} ({human_size(s)})" for p, s in offenders[:10])
         _err(
             f"refusing to commit weight files into git: {listing}. Track them with DVC instead: "
             "`git restore --staged PATH`, then `adaptergit commit DIR --name NAME` (or `dvc add PATH`)."
         )
         return 1
-    adapters = sorted(
-        {p.split("/")[1] for p in staged if p.startswith(f"{ADAPTERS_DIR}/") and p.count("/") == 2}
-    )
+    adapters = sorted({found[0] for p in staged if (found := adapter_of(p))})
     problems = [problem for name in adapters if (problem := _pointer_problem(git, name))]
     if problems:
         _err("; ".join(problems))
@@ -203,17 +214,18 @@ def _pointer_problem(git: GitRepo, name: str) -> str | None:
     from adaptergit.dvcrepo import Pointer
     from adaptergit.manifest import Manifest
 
-    base = f"{ADAPTERS_DIR}/{name}"
-    raw_manifest = git.read_blob("", f"{base}/manifest.json")
-    raw_pointer = git.read_blob("", f"{base}/adapter_model.safetensors.dvc")
+    base = adapter_path(name)
+    raw_manifest, raw_pointer = git.read_blobs(
+        [f":{adapter_path(name, MANIFEST_FILE)}", f":{adapter_path(name, POINTER_FILE)}"]
+    )
     if raw_manifest is None and raw_pointer is None:
         return None
     if raw_manifest is None or raw_pointer is None:
-        missing = "manifest.json" if raw_manifest is None else "adapter_model.safetensors.dvc"
+        missing = MANIFEST_FILE if raw_manifest is None else POINTER_FILE
         return f"{base} is staged without its {missing}; commit adapters with `adaptergit commit`"
     try:
-        manifest = Manifest.from_json(raw_manifest, f"{base}/manifest.json")
-        pointer = Pointer.parse(raw_pointer, f"{base}/adapter_model.safetensors.dvc")
+        manifest = Manifest.from_json(raw_manifest, adapter_path(name, MANIFEST_FILE))
+        pointer = Pointer.parse(raw_pointer, adapter_path(name, POINTER_FILE))
     except AdapterGitError as exc:
         return str(exc)
     if pointer.md5 != manifest.weights.md5 or (
@@ -234,24 +246,30 @@ def sync_weights(git: GitRepo, old: str, new: str) -> int:
     if old == ZERO_SHA or not git.resolve_commit(old):
         old = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the empty tree: everything changed
     changed = git.changed_files(old, new, [POINTER_GLOB])
-    names = sorted({p.split("/")[1] for p in changed if (git.root / p).exists()})
+    names = sorted(
+        {found[0] for p in changed if (found := adapter_of(p)) and (git.root / p).exists()}
+    )
     if not names:
         return 0
-    from adaptergit.repo import Repo
+    # Loaded only when there is work: a hook with nothing to do stays at a git call or two.
+    from adaptergit.ops.checkout import restore_weights
+    from adaptergit.registry import Registry
 
     try:
-        repo = Repo(git.root)
+        registry = Registry(git.root)
     except AdapterGitError:
         return 0
     allow_fetch = os.environ.get(NO_FETCH_ENV, "") in ("", "0")
     code = 0
-    with repo:
+    try:
         for name in names:
             try:
-                repo.restore_weights(name, fetch=allow_fetch)
+                restore_weights(registry, name, fetch=allow_fetch)
             except AdapterGitError as exc:
-                _err(f"{ADAPTERS_DIR}/{name}: {exc}")
+                _err(f"{adapter_path(name)}: {exc}")
                 code = 1
+    finally:
+        registry.close()
     return code  # git makes this the checkout's exit status; the checkout itself stands
 
 
@@ -261,23 +279,51 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
         return 0
     if not any(line.strip() and line.split()[1:2] != [ZERO_SHA] for line in lines):
         return 0
-    from adaptergit import sync
-    from adaptergit.repo import Repo
+    # Loaded only when the push publishes something.
+    from adaptergit.ops import transfer
+    from adaptergit.registry import Registry
 
     try:
-        repo = Repo(git.root)
+        registry = Registry(git.root)
     except AdapterGitError:
         return 0
-    with repo:
-        try:
-            versions = sync.refs_in_push(repo, lines, remote)
-            if not versions:
-                return 0
-            dvc_remote = sync.require_remote(repo, None)
-            uploaded = sync.upload(repo, versions, dvc_remote)
-        except AdapterGitError as exc:
-            _err(f"push aborted: {exc} (`git push --no-verify` skips this check)")
-            return 1
+    try:
+        versions = refs_in_push(registry, lines, remote)
+        if not versions:
+            return 0
+        dvc_remote = transfer.require_remote(registry, None)
+        uploaded = transfer.upload(registry, versions, dvc_remote)
+    except AdapterGitError as exc:
+        _err(f"push aborted: {exc} (`git push --no-verify` skips this check)")
+        return 1
+    finally:
+        registry.close()
     if uploaded:
         _err(f"uploaded weights of {', '.join(uploaded)} to DVC remote {dvc_remote!r}")
     return 0
+
+
+def refs_in_push(registry: Registry, lines: Iterable[str], git_remote: str) -> list[Version]:
+    """Versions that a push (git's pre-push stdin lines) makes reachable on the remote."""
+    commits: set[str] = set()
+    tag_names: set[str] = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        _local_ref, local_sha, remote_ref, remote_sha = parts
+        if local_sha == ZERO_SHA:  # a deletion sends nothing
+            continue
+        if remote_ref.startswith(tag_grammar.REFS_PREFIX):
+            name = tag_grammar.short_name(remote_ref)
+            if tag_grammar.parse_version_tag(name):
+                tag_names.add(name)
+        exclude = (
+            [remote_sha]
+            if remote_sha != ZERO_SHA and registry.git.resolve_commit(remote_sha)
+            else []
+        )
+        exclude.append(f"--remotes={git_remote}")
+        commits |= registry.git.commits_between(local_sha, exclude)
+    regs = [r for r in registry.index.registrations() if r.commit in commits or r.tag in tag_names]
+    return registry.versions(regs)

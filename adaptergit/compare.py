@@ -9,15 +9,14 @@ survive the subtraction. Tensors are read through a memory map of the DVC cache 
 which numpy lacks, is widened by hand (its 16 bits are the top half of a float32). Tensors whose
 BLAKE3 (recorded in each manifest) is unchanged are not read at all.
 
-This module also holds the git diff driver: ``textconv_lines`` turns a manifest or a weights
-pointer into the lines that ``git diff`` and ``git log -p`` compare.
+The operation that resolves and fetches two versions is `adaptergit.ops.diff`; this module only
+compares what it is given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import mmap
 import re
@@ -26,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptergit import peftkeys
 from adaptergit.metrics import flatten
+from adaptergit.peftkeys import short_module_name
 
 if TYPE_CHECKING:
-    from adaptergit.adapter import TensorRecord
-    from adaptergit.gitrepo import GitRepo
-    from adaptergit.manifest import Version
+    from adaptergit.manifest import TensorRecord, Version
     from adaptergit.safetensors_format import TensorSpec
 
 # Module statuses, in the order a reader wants them: what changed shape first, then by size.
@@ -56,7 +55,6 @@ _HIGHER_IS_BETTER = (
     r"tokens_per_second|r2|spearman|pearson|mcc|chrf|meteor)($|[_\-/ ])"
 )
 
-_LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?:embedding_)?(?P<side>[AB])(?:\.weight)?$")
 _NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
 # Rows of a plain tensor converted to float64 at a time (keeps memory flat for lm_head copies).
 _CHUNK_ELEMENTS = 1 << 22
@@ -239,14 +237,6 @@ def _rel_text(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def short_module_name(name: str) -> str:
-    """Drop PEFT's ``base_model.model.`` wrapper prefix for display."""
-    for prefix in ("base_model.model.model.", "base_model.model."):
-        if name.startswith(prefix):
-            return name[len(prefix) :]
-    return name
-
-
 # --- config, metrics, base model ----------------------------------------------------------------
 
 
@@ -292,10 +282,7 @@ def metric_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Metri
 
 def compare_base(old: Version, new: Version) -> BaseComparison:
     """Same base model? By content hash when both know it, else structure hash, else name."""
-    fa = old.manifest.base_model if old.manifest else None
-    fb = new.manifest.base_model if new.manifest else None
-    if fa is None or fb is None:
-        return BaseComparison(same=None, old="-", new="-", basis="unknown")
+    fa, fb = old.manifest.base_model, new.manifest.base_model
     for basis, x, y in (
         ("content", fa.content_hash, fb.content_hash),
         ("structure", fa.structure_hash, fb.structure_hash),
@@ -329,7 +316,7 @@ def lora_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> fl
         patterns = config.get(pattern_key) or {}
         for key, value in patterns.items():
             try:
-                matched = re.match(rf"(.*\.)?({key})$", _peft_key(module))
+                matched = re.match(rf"(.*\.)?({key})$", peftkeys.model_name(module))
             except re.error:
                 matched = None
             if matched:
@@ -343,9 +330,12 @@ def lora_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> fl
     return float(alpha) / (math.sqrt(r) if config.get("use_rslora") else float(r))
 
 
-def _peft_key(module: str) -> str:
-    # Saved keys carry PEFT's wrapper ("base_model.model."); its patterns see the model's own names.
-    return module[len("base_model.model.") :] if module.startswith("base_model.model.") else module
+def _lora_side(name: str) -> tuple[str, str] | None:
+    """(module, "A" or "B") for a LoRA factor's tensor name, else None."""
+    key = peftkeys.parse_key(name)
+    if key is None or key.lora_side is None or key.rest not in ("", "weight"):
+        return None
+    return key.module, key.lora_side
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -360,9 +350,9 @@ def _group(specs: Sequence[TensorSpec]) -> _Side:
     halves: dict[str, dict[str, TensorSpec]] = {}
     other: dict[str, TensorSpec] = {}
     for spec in specs:
-        match = _LORA_KEY.match(spec.name)
-        if match and len(spec.shape) >= 2:
-            halves.setdefault(match["module"], {})[match["side"]] = spec
+        side = _lora_side(spec.name)
+        if side is not None and len(spec.shape) >= 2:
+            halves.setdefault(side[0], {})[side[1]] = spec
         else:
             other[spec.name] = spec
     lora = {}
@@ -629,8 +619,14 @@ def diff_versions(
     old_config: Mapping[str, Any] | None = None,
     new_config: Mapping[str, Any] | None = None,
 ) -> AdapterDiff:
-    """Compare two versions; the weights paths are their cache objects (None: identical files)."""
-    assert old.manifest is not None and new.manifest is not None
+    """Compare two versions from their records and weights files.
+
+    Args:
+        old, new: the versions (manifests and metrics are read from them).
+        old_weights, new_weights: their ``adapter_model.safetensors`` (cache objects), or None
+            when the files are identical and need not be read.
+        old_config, new_config: their ``adapter_config.json`` (for config changes and scaling).
+    """
     identical = old.manifest.weights.sha256 == new.manifest.weights.sha256
     if identical or old_weights is None or new_weights is None:
         modules = _identical_modules(new.manifest.tensors)
@@ -661,9 +657,9 @@ def _identical_modules(tensors: Sequence[TensorRecord]) -> list[ModuleChange]:
     modules: dict[str, tuple[str, tuple[int, ...], str]] = {}
     halves: dict[str, dict[str, TensorRecord]] = {}
     for t in tensors:
-        match = _LORA_KEY.match(t.name)
-        if match and len(t.shape) >= 2:
-            halves.setdefault(match["module"], {})[match["side"]] = t
+        side = _lora_side(t.name)
+        if side is not None and len(t.shape) >= 2:
+            halves.setdefault(side[0], {})[side[1]] = t
         else:
             modules[t.name] = ("tensor", t.shape, t.dtype)
     result = []
@@ -703,226 +699,3 @@ def _identical_modules(tensors: Sequence[TensorRecord]) -> list[ModuleChange]:
         )
     result.sort(key=_rank_key)
     return result
-
-
-# --- the git diff driver ----------------------------------------------------------------------
-
-DRIVER = "adaptergit"
-ATTRIBUTES = (
-    f"adapters/*/manifest.json diff={DRIVER}",
-    f"adapters/*/adapter_model.safetensors.dvc diff={DRIVER}",
-)
-GITATTRIBUTES = ".gitattributes"
-
-
-def textconv_command() -> str:
-    """The command git runs for the driver: adaptergit from PATH, else through this Python."""
-    import shutil
-    import sys
-
-    if shutil.which("adaptergit"):
-        return "adaptergit textconv"
-    return f'"{sys.executable}" -m adaptergit textconv'
-
-
-def configure_driver(git: GitRepo) -> list[str]:
-    """Set ``diff.adaptergit.textconv`` in .git/config and the attributes; return paths to commit.
-
-    Not ``cachetextconv``: git would then write notes commits during ``git log -p``, which fails
-    outright where no committer identity is configured.
-    """
-    from adaptergit.fsutil import atomic_write
-
-    if git.config_get(f"diff.{DRIVER}.textconv") is None:
-        git.set_config(f"diff.{DRIVER}.textconv", textconv_command())
-    path = git.root / GITATTRIBUTES
-    text = path.read_text() if path.exists() else ""
-    lines = text.splitlines()
-    missing = [line for line in ATTRIBUTES if line not in lines]
-    if missing:
-        prefix = text if not text or text.endswith("\n") else text + "\n"
-        atomic_write(path, (prefix + "\n".join(missing) + "\n").encode())
-    return [GITATTRIBUTES]
-
-
-def textconv_lines(
-    raw: bytes, metrics: Mapping[str, Any] | None = None, summary: str | None = None
-) -> list[str]:
-    """A readable, stable summary of a manifest.json or a weights pointer, for ``git diff``.
-
-    A manifest becomes its version, hashes, base model and one line per module (shapes, dtype and
-    a short hash of its tensors), so the diff of two versions lists exactly the modules that
-    changed. Anything else is passed through unchanged.
-    """
-    from adaptergit.errors import AdapterGitError
-
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and "weights" in data and "tensors" in data:
-        from adaptergit.manifest import Manifest
-
-        try:
-            return _manifest_lines(Manifest.from_dict(data), metrics, summary)
-        except AdapterGitError:
-            pass
-    text = raw.decode(errors="replace")
-    if text.lstrip().startswith("outs:"):
-        from adaptergit.dvcrepo import Pointer
-
-        try:
-            pointer = Pointer.parse(raw)
-        except AdapterGitError:
-            return text.splitlines()
-        from adaptergit.render import human_size
-
-        return [
-            f"weights {pointer.path}",
-            f"md5     {pointer.md5}",
-            f"size    {pointer.size} ({human_size(pointer.size)})"
-            if pointer.size >= 0
-            else "size    -",
-        ]
-    return text.splitlines()
-
-
-def _manifest_lines(
-    manifest: Any, metrics: Mapping[str, Any] | None, summary: str | None
-) -> list[str]:
-    import hashlib
-
-    from adaptergit.render import human_size
-
-    base = manifest.base_model
-    w = manifest.weights
-    lines = [
-        f"adapter  {manifest.name} {manifest.version}"
-        + (f" (parent {manifest.parent})" if manifest.parent else ""),
-        f"created  {manifest.created}",
-        f"message  {manifest.message or '-'}",
-        f"peft     {manifest.peft_type}",
-        f"base     {base.short} [{base.status}] {base.name_or_path or '-'}"
-        + (f"@{base.revision}" if base.revision else ""),
-        f"weights  sha256 {w.sha256}",
-        f"         md5 {w.md5}  {w.size} bytes ({human_size(w.size)})",
-    ]
-    flat = flatten(metrics or {})
-    if flat:
-        lines.append("metrics  " + "  ".join(f"{k}={v:.6g}" for k, v in sorted(flat.items())))
-    if summary:
-        lines.append(f"vs {manifest.parent}  {summary}")
-    halves: dict[str, dict[str, Any]] = {}
-    others = []
-    for t in manifest.tensors:
-        match = _LORA_KEY.match(t.name)
-        if match:
-            halves.setdefault(match["module"], {})[match["side"]] = t
-        else:
-            others.append(t)
-    dtypes = sorted({t.dtype for t in manifest.tensors})
-    lines.append(
-        f"tensors  {len(manifest.tensors)} in {len(halves) + len(others)} modules ({', '.join(dtypes)})"
-    )
-    for module in sorted(halves):
-        parts = halves[module]
-        shapes = " ".join(
-            f"{side} {'x'.join(map(str, parts[side].shape))}"
-            for side in ("A", "B")
-            if side in parts
-        )
-        digest = hashlib.sha256(
-            "".join(parts[s].blake3 for s in sorted(parts)).encode()
-        ).hexdigest()
-        dtype = "/".join(sorted({p.dtype for p in parts.values()}))
-        lines.append(f"  {short_module_name(module)}  {shapes} {dtype}  {digest[:12]}")
-    for t in others:
-        lines.append(
-            f"  {short_module_name(t.name)}  {'x'.join(map(str, t.shape))} {t.dtype}  {t.blake3[:12]}"
-        )
-    return lines
-
-
-def textconv_file(path: Path, git: GitRepo | None = None) -> list[str]:
-    """`textconv_lines` for a file git hands over, plus what the repository knows about it.
-
-    With the repository at hand, a manifest's lines also get the version's metrics (from its tag)
-    and the weights summary against its parent version, when both weights are in the local cache
-    and small enough to compare quickly (over TEXTCONV_MAX_BYTES, the line says how to get it).
-    """
-    raw = Path(path).read_bytes()
-    metrics = summary = None
-    if git is not None:
-        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-            data = json.loads(raw)
-            name, version = data["name"], data["version"]
-            folder = f"adapters/{name}"
-            found = git.cat_blobs([f"refs/tags/{name}@{version}:{folder}/metrics.json"])[0]
-            loaded = json.loads(found) if found else None
-            metrics = loaded if isinstance(loaded, dict) else None
-            summary = _parent_summary(git, raw)
-    return textconv_lines(raw, metrics, summary)
-
-
-TEXTCONV_MAX_BYTES = 512_000_000
-
-
-def _parent_summary(git: GitRepo, raw: bytes) -> str | None:
-    """`AdapterDiff.summary` of a manifest's version against its parent, or None."""
-    from adaptergit.dvcrepo import DvcRepo
-    from adaptergit.errors import AdapterGitError
-    from adaptergit.manifest import Manifest, Version
-
-    try:
-        manifest = Manifest.from_json(raw)
-    except AdapterGitError:
-        return None
-    if not manifest.parent:
-        return None
-    folder = f"adapters/{manifest.name}"
-    old_tag = f"refs/tags/{manifest.name}@{manifest.parent}"
-    new_tag = f"refs/tags/{manifest.name}@{manifest.version}"
-    old_raw, old_cfg, new_cfg = git.cat_blobs(
-        [
-            f"{old_tag}:{folder}/manifest.json",
-            f"{old_tag}:{folder}/adapter_config.json",
-            f"{new_tag}:{folder}/adapter_config.json",
-        ]
-    )
-    if old_raw is None or old_cfg is None or new_cfg is None:
-        return None
-    try:
-        parent = Manifest.from_json(old_raw)
-    except AdapterGitError:
-        return None
-    if parent.weights.size + manifest.weights.size > TEXTCONV_MAX_BYTES:
-        return (
-            f"weights: {human_size_of(parent.weights.size + manifest.weights.size)} to compare; "
-            f"run `adaptergit diff {manifest.name}@{manifest.parent} {manifest.name}@{manifest.version}`"
-        )
-    dvc = DvcRepo(git.root)
-    paths = [dvc.cache_path(m.weights.md5) for m in (parent, manifest)]
-    if not all(p.is_file() for p in paths):
-        return None
-
-    def version(m: Manifest) -> Version:
-        return Version(name=m.name, version=m.version, commit="", tag=None, created=0, manifest=m)
-
-    try:
-        result = diff_versions(
-            version(parent),
-            version(manifest),
-            paths[0],
-            paths[1],
-            old_config=json.loads(old_cfg),
-            new_config=json.loads(new_cfg),
-        )
-    except (AdapterGitError, OSError, ValueError):
-        return None
-    return result.summary
-
-
-def human_size_of(n: int) -> str:
-    from adaptergit.render import human_size
-
-    return human_size(n)

@@ -1,0 +1,327 @@
+"""Recording adapters as new versions: one git commit and one GTO tag per adapter.
+
+The weights are validated and hashed (sha256, DVC's md5, BLAKE3 per tensor) in one read that also
+streams them into a new DVC cache object; the adapter's folder is then rewritten under a journal
+(`adaptergit.txn`) and the commit and its tags land in one atomic ref transaction, so a failure
+or a kill at any point leaves the repository as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptergit import metrics as metrics_mod
+from adaptergit import registry_yaml
+from adaptergit import tags as tag_grammar
+from adaptergit.dvcrepo import NewObject, Pointer
+from adaptergit.errors import (
+    AdapterGitWarning,
+    InvalidInput,
+    InvalidVersion,
+    NothingToCommit,
+    VersionExists,
+    VersionNotNewer,
+)
+from adaptergit.fsutil import atomic_write
+from adaptergit.index import Index
+from adaptergit.layout import (
+    ADAPTER_FILES,
+    CONFIG_FILE,
+    DVC_YAML,
+    GITIGNORE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    POINTER_FILE,
+    TRACKED_FILES,
+    WEIGHTS_FILE,
+    adapter_path,
+)
+from adaptergit.manifest import Manifest, Version, WeightsInfo
+from adaptergit.refs import FIRST_VERSION, SemVer, validate_name
+from adaptergit.registry import Registry
+from adaptergit.txn import DirTransaction
+
+if TYPE_CHECKING:
+    from adaptergit.adapter import AdapterSource, WeightsScan
+
+BUMPS = ("major", "minor", "patch")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Planned:
+    """One adapter of a commit being made: its new files, before anything is written."""
+
+    name: str
+    version: str
+    manifest: Manifest
+    files: dict[str, bytes]
+    new_object: NewObject
+    config: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return tag_grammar.version_tag(self.name, self.version)
+
+
+def commit(
+    registry: Registry,
+    src: Any,
+    *,
+    name: str | None = None,
+    names: Mapping[str, str] | None = None,
+    adapter_name: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    message: str = "",
+    base_model: Path | str | None = None,
+    version: str | None = None,
+    bump: str = "patch",
+) -> list[Version]:
+    """Record adapters as new versions; see `adaptergit.repo.Repo.commit` for the arguments.
+
+    Returns:
+        The versions made, in the order of `names` (one for a folder or a single adapter).
+    """
+    options: dict[str, Any] = dict(
+        metrics=metrics, message=message, base_model=base_model, version=version, bump=bump
+    )
+    if isinstance(src, (str, Path)) or hasattr(src, "__fspath__"):
+        if names is not None or adapter_name is not None:
+            raise InvalidInput("names= and adapter_name= apply to a PeftModel, not to a folder")
+        if name is None:
+            raise InvalidInput("name= is required: the registry name to record the adapter under")
+        return commit_folders(registry, [(Path(src), name)], **options)
+    from adaptergit.integrations import peft as peft_integration  # imports torch when used
+
+    chosen = peft_integration.select(src, name=name, names=names, adapter_name=adapter_name)
+    with peft_integration.saved_adapters(src, chosen, registry.state_dir) as folders:
+        return commit_folders(registry, folders, **options)
+
+
+def commit_folders(
+    registry: Registry,
+    items: Sequence[tuple[Path, str]],
+    *,
+    metrics: Mapping[str, Any] | None,
+    message: str,
+    base_model: Path | str | None,
+    version: str | None,
+    bump: str,
+) -> list[Version]:
+    """Record each (folder, name) as a new version, all in one git commit with one tag each.
+
+    The registry's dvc.yaml (see `registry_yaml`) is rewritten in the same commit. Adapters whose
+    weights and config equal their latest version are left out; if all are, NothingToCommit.
+
+    Raises:
+        InvalidInput: a bad name, adapter, config, metric or version (nothing is written).
+        NothingToCommit: nothing changed since the latest version.
+        VersionExists, VersionNotNewer: an explicit `version` that cannot be used.
+    """
+    from adaptergit.adapter import open_adapter_source  # reads safetensors, numpy, blake3
+    from adaptergit.fingerprint import fingerprint_for_adapter
+
+    names = [validate_name(name) for _src, name in items]
+    if len(set(names)) != len(names):
+        raise InvalidInput("the same adapter name appears twice in one commit")
+    metrics = metrics_mod.normalize(metrics)
+    if bump not in BUMPS:
+        raise InvalidVersion(bump, "bump one of major, minor, patch")
+    wanted = SemVer.parse(version) if version is not None else None
+    sources = [(open_adapter_source(src), name) for src, name in items]
+    fingerprints = [fingerprint_for_adapter(base_model, source.config) for source, _n in sources]
+
+    with registry.lock(), contextlib.ExitStack() as stack:
+        index = registry.index
+        planned: list[_Planned] = []
+        unchanged: list[tuple[str, str]] = []
+        for (source, name), fingerprint in zip(sources, fingerprints, strict=True):
+            latest = index.latest(name)
+            parent = registry.version(latest) if latest else None
+            new = _next_version(index, name, wanted, bump)
+            scan, new_object = stack.enter_context(_stream_weights(registry, source))
+            if (
+                parent is not None
+                and parent.weights.sha256 == scan.sha256
+                and registry.config_at(name, parent.commit) == source.config
+            ):
+                unchanged.append((name, parent.version))
+                continue
+            for text in scan.warnings:
+                warnings.warn(text, AdapterGitWarning, stacklevel=4)
+            manifest = Manifest(
+                name=name,
+                version=str(new),
+                parent=parent.version if parent else None,
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                message=message,
+                peft_type=str(source.config.get("peft_type")),
+                base_model=fingerprint,
+                weights=WeightsInfo(
+                    file=WEIGHTS_FILE,
+                    sha256=scan.sha256,
+                    md5=scan.md5,
+                    size=scan.size,
+                    source_format=source.weights_format,
+                ),
+                tensors=scan.tensors,
+                tool=_tool_versions(converted=source.weights_format != "safetensors"),
+            )
+            files = {
+                CONFIG_FILE: source.config_bytes,
+                METRICS_FILE: metrics_mod.to_json(metrics),
+                MANIFEST_FILE: manifest.to_json(),
+                POINTER_FILE: Pointer(md5=scan.md5, size=scan.size, path=WEIGHTS_FILE).to_bytes(),
+                GITIGNORE: _gitignore(registry, name),
+            }
+            planned.append(
+                _Planned(
+                    name=name,
+                    version=str(new),
+                    manifest=manifest,
+                    files=files,
+                    new_object=new_object,
+                    config=source.config,
+                )
+            )
+        if not planned:
+            raise NothingToCommit(*unchanged[0])
+
+        entries = registry_yaml.entries_at(registry, registry.git.head())
+        for p in planned:
+            entries[p.name] = registry_yaml.entry_for(
+                p.name, p.manifest.peft_type, p.config, p.manifest.base_model
+            )
+        dvc_yaml = registry.root / DVC_YAML
+        new_dvc_yaml = registry_yaml.update(
+            dvc_yaml.read_bytes() if dvc_yaml.is_file() else None, entries.values()
+        )
+
+        refs = ", ".join(p.tag for p in planned)
+        subject = f"{refs}: {message}" if message else f"Register {refs}"
+        first_tag = planned[0].tag
+        # One journal per folder touched; all name the first tag, since the tags of one
+        # commit appear together in one ref transaction or not at all.
+        for p in planned:
+            stack.enter_context(
+                DirTransaction(
+                    registry.state_dir,
+                    registry.adapter_dir(p.name),
+                    ADAPTER_FILES,
+                    tag=first_tag,
+                    new_paths=[registry.dvc.cache_path(p.manifest.weights.md5)],
+                )
+            )
+        stack.enter_context(
+            DirTransaction(registry.state_dir, registry.root, [DVC_YAML], tag=first_tag)
+        )
+        for p in planned:
+            target = registry.adapter_dir(p.name)
+            p.new_object.commit(p.manifest.weights.md5)
+            for filename, data in p.files.items():
+                atomic_write(target / filename, data)
+            registry.dvc.place(p.manifest.weights.md5, target / WEIGHTS_FILE)
+        atomic_write(dvc_yaml, new_dvc_yaml)
+        commit_id = registry.git.commit_paths(
+            [adapter_path(p.name, f) for p in planned for f in TRACKED_FILES] + [DVC_YAML],
+            subject,
+            tags=[
+                (p.tag, tag_grammar.register_message(p.name, p.version, message)) for p in planned
+            ],
+        )
+    now = int(time.time())
+    return [
+        Version(
+            name=p.name,
+            version=p.version,
+            commit=commit_id,
+            tag=p.tag,
+            created=now,
+            manifest=p.manifest,
+            metrics=metrics,
+        )
+        for p in planned
+    ]
+
+
+def _next_version(index: Index, name: str, wanted: SemVer | None, bump: str) -> SemVer:
+    """The version a new commit of `name` gets: `wanted`, or the latest bumped (GTO's rule).
+
+    A version whose tag name is already taken (by a lightweight tag, which GTO ignores) is
+    skipped when bumping, and refused when asked for.
+    """
+    latest = index.latest(name)
+    if wanted is not None:
+        if index.find(name, wanted) is not None:
+            raise VersionExists(name, str(wanted))
+        if latest is not None and wanted < latest.version:
+            raise VersionNotNewer(name, str(wanted), latest.label)
+        taken = index.tag(tag_grammar.version_tag(name, wanted))
+        if taken is not None:
+            raise VersionExists(name, str(wanted), lightweight=True)
+        return wanted
+    new = latest.version.bump(bump) if latest else FIRST_VERSION
+    while index.tag(tag_grammar.version_tag(name, new)) is not None:
+        new = new.bump("patch")
+    return new
+
+
+@contextlib.contextmanager
+def _stream_weights(
+    registry: Registry, source: AdapterSource
+) -> Iterator[tuple[WeightsScan, NewObject]]:
+    """Validate and hash the weights in one read, streaming them into a new cache object."""
+    from adaptergit.adapter import convert_pickle, scan_weights
+
+    with contextlib.ExitStack() as stack:
+        path = source.weights_path
+        if source.weights_format != "safetensors":
+            registry.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=registry.state_dir)))
+            path = tmp / WEIGHTS_FILE
+            convert_pickle(source.weights_path, path)
+        new_object = stack.enter_context(registry.dvc.new_cache_object())
+        scan = scan_weights(path, config=source.config, copy_to=new_object.stream)
+        yield scan, new_object
+
+
+def _gitignore(registry: Registry, name: str) -> bytes:
+    """The adapter's .gitignore with DVC's entry for the weights, keeping any user lines."""
+    entry = registry.dvc.gitignore_entry(WEIGHTS_FILE)
+    path = registry.adapter_dir(name) / GITIGNORE
+    lines = path.read_text().splitlines() if path.exists() else []
+    if entry not in lines:
+        lines.append(entry)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _tool_versions(converted: bool) -> dict[str, str]:
+    """Versions of adaptergit, Python and the libraries that shaped this version's files."""
+    from importlib import metadata
+
+    def version_of(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    tools = {
+        "adaptergit": version_of("adaptergit") or "unknown",
+        "python": platform.python_version(),
+    }
+    for dist in ("peft", "safetensors", "transformers") + (("torch",) if converted else ()):
+        found = version_of(dist)
+        if found is not None:
+            tools[dist] = found
+    return tools
+
+
+__all__ = ["BUMPS", "commit", "commit_folders"]

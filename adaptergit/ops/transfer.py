@@ -1,0 +1,149 @@
+"""Moving weights between the local DVC cache and a DVC remote, by version.
+
+The rule that keeps a team whole: git never receives a version whose weights the DVC remote lacks,
+so every upload here either brings all the weights it was asked for, or raises `TransferFailed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adaptergit.errors import DvcError, NoRemote, TransferFailed
+from adaptergit.hashcache import Progress
+from adaptergit.manifest import Version
+from adaptergit.registry import Registry
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchResult:
+    """What a fetch brought into the cache.
+
+    Attributes:
+        remote: the DVC remote asked, or None when everything was already in the cache.
+        versions: the versions asked for (``NAME@vX.Y.Z``).
+        fetched: those whose weights were downloaded.
+    """
+
+    remote: str | None
+    versions: tuple[str, ...]
+    fetched: tuple[str, ...]
+
+
+def require_remote(registry: Registry, remote: str | None) -> str:
+    """`remote`, or the default DVC remote, checked to exist.
+
+    Raises:
+        NoRemote: there is no such remote, or no default one.
+    """
+    names = [r.name for r in registry.remotes.configured()]
+    if remote is None:
+        remote = registry.remotes.default()
+    if remote is None:
+        raise NoRemote(names)
+    if remote not in names:
+        raise NoRemote(names, wanted=remote)
+    return remote
+
+
+def _by_md5(versions: Sequence[Version]) -> dict[str, list[str]]:
+    """md5 of the weights -> the versions (refs) that recorded them."""
+    found: dict[str, list[str]] = {}
+    for v in versions:
+        found.setdefault(v.weights.md5, []).append(v.ref)
+    return found
+
+
+def upload(
+    registry: Registry,
+    versions: Sequence[Version],
+    remote: str,
+    *,
+    progress: Progress | None = None,
+) -> tuple[str, ...]:
+    """Upload the weights of `versions` that `remote` lacks; return the versions uploaded.
+
+    `progress` is called with (bytes sent, bytes to send).
+
+    Raises:
+        TransferFailed: some weights did not arrive (or are in neither the cache nor the remote).
+    """
+    by_md5 = _by_md5(versions)
+    not_local = [m for m in by_md5 if not registry.dvc.in_cache(m)]
+    if not_local:
+        # Weights already on the remote need nothing; absent everywhere is an error. (When all
+        # are local, DVC's push asks the remote itself: no need to ask twice.)
+        try:
+            missing = registry.remotes.missing(not_local, remote)
+        except DvcError as exc:  # the remote cannot even be asked: nothing arrives
+            raise TransferFailed(
+                "push", remote, sorted(r for refs in by_md5.values() for r in refs), exc.detail
+            ) from exc
+        lost = [m for m in not_local if m in missing]
+        if lost:
+            raise TransferFailed(
+                "push",
+                remote,
+                sorted(r for m in lost for r in by_md5[m]),
+                "weights are not in the local cache",
+            )
+    outcome = registry.remotes.push(
+        [m for m in by_md5 if m not in not_local], remote, progress=progress
+    )
+    if outcome.failed:
+        raise TransferFailed(
+            "push",
+            remote,
+            sorted(r for m in outcome.failed for r in by_md5.get(m, [m])),
+            outcome.error,
+        )
+    return tuple(sorted(r for m in outcome.transferred for r in by_md5.get(m, [])))
+
+
+def fetch_versions(
+    registry: Registry,
+    versions: Sequence[Version],
+    *,
+    remote: str | None = None,
+    progress: Progress | None = None,
+) -> FetchResult:
+    """Bring the weights of `versions` that the cache lacks from `remote` (default: the default).
+
+    `progress` is called with (bytes received, bytes to receive).
+
+    Raises:
+        NoRemote: something is missing and there is no remote to fetch it from.
+        TransferFailed: some weights did not arrive.
+    """
+    by_md5 = _by_md5(versions)
+    refs = tuple(v.ref for v in versions)
+    needed = [m for m in by_md5 if not registry.dvc.in_cache(m)]
+    if not needed:
+        return FetchResult(remote=remote, versions=refs, fetched=())
+    remote = require_remote(registry, remote)
+    sizes = {v.weights.md5: v.weights.size for v in versions}
+    outcome = registry.remotes.fetch(
+        needed, remote, total_bytes=sum(sizes[m] for m in needed), progress=progress
+    )
+    if outcome.failed:
+        raise TransferFailed(
+            "fetch",
+            remote,
+            sorted(r for m in outcome.failed for r in by_md5.get(m, [m])),
+            outcome.error,
+        )
+    return FetchResult(
+        remote=remote,
+        versions=refs,
+        fetched=tuple(sorted(r for m in outcome.transferred for r in by_md5.get(m, []))),
+    )
+
+
+def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
+    """Every registered version whose commit is reachable from `rev`."""
+    reachable = set(registry.git.merged_tags(rev, "*@v*"))
+    regs = [r for r in registry.index.registrations() if r.tag in reachable]
+    return registry.versions(regs)
+
+
+__all__ = ["FetchResult", "fetch_versions", "require_remote", "upload", "versions_reachable"]

@@ -1,0 +1,236 @@
+"""Verifying a registry's weights: every byte checked re-read against the manifests' sha256.
+
+DVC skips re-hashing cache files that are read-only, trusting the mode; a flipped byte in such a
+file is exactly what verify must catch, so every cache object and work-tree copy involved is read
+in full (on a few threads: hashlib releases the GIL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptergit.errors import AdapterGitError, InvalidInput
+from adaptergit.hashcache import Progress, sha256_files
+from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, WEIGHTS_FILE, adapter_path
+from adaptergit.manifest import Manifest, Version
+from adaptergit.ops import transfer
+from adaptergit.registry import Registry
+
+# Problem kinds, each one line for people and a stable word for scripts.
+WORKTREE_MISMATCH = "worktree-mismatch"
+WORKTREE_MISSING = "worktree-missing"
+CACHE_CORRUPT = "cache-corrupt"
+CACHE_MISSING = "cache-missing"
+REMOTE_MISSING = "remote-missing"
+LOST = "lost"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Problem:
+    """One thing verify found wrong with one version's weights.
+
+    Attributes:
+        ref: the version(s) concerned, ``NAME@vX.Y.Z`` (comma-separated when they share weights).
+        kind: one of the kinds above, for scripts.
+        detail: what is wrong, for people.
+        path: the file concerned, if any.
+    """
+
+    ref: str
+    kind: str
+    detail: str
+    path: str | None = None
+
+    @property
+    def line(self) -> str:
+        return f"{self.ref}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _worktree_versions(registry: Registry, *, strict: bool = True) -> list[Version]:
+    """The versions the work tree's ``adapters/*/manifest.json`` files say are checked out.
+
+    A manifest that does not parse is an error when `strict`, else skipped.
+    """
+    versions = []
+    base = registry.root / ADAPTERS_DIR
+    for entry in sorted(base.iterdir()) if base.is_dir() else []:
+        path = entry / MANIFEST_FILE
+        if not path.is_file():
+            continue
+        try:
+            manifest = Manifest.from_json(
+                path.read_bytes(), adapter_path(entry.name, MANIFEST_FILE)
+            )
+        except AdapterGitError:
+            if strict:
+                raise
+            continue
+        versions.append(Version.of_manifest(manifest, name=entry.name))
+    return versions
+
+
+def verify(
+    registry: Registry,
+    ref: str | None = None,
+    *,
+    all_versions: bool = False,
+    remote: bool = False,
+    progress: Progress | None = None,
+) -> list[Problem]:
+    """Check weights against the manifests' sha256: work tree, cache and, with remote, the remote.
+
+    Which versions: `ref`'s; with `all_versions` every registered one; by default those checked
+    out in the work tree. Every cache object and work-tree file involved is re-read in full. A
+    version whose weights are simply not in the cache is a problem when it was asked for (a ref,
+    or the work tree), not in an `all_versions` sweep, where old versions are often only on the
+    remote; with `remote`, weights in neither place are reported as lost. `remote` checks that
+    the DVC remote holds `ref`, or else every version reachable from HEAD.
+    """
+    if ref is not None and all_versions:
+        raise InvalidInput("give either a reference or --all, not both")
+    if ref is not None:
+        versions = [registry.resolve(ref)]
+    elif all_versions:
+        versions = registry.log()
+    else:
+        versions = _worktree_versions(registry)
+    problems: list[Problem] = []
+
+    # Work-tree copies: any adapters/NAME whose manifest records the same weights as a version.
+    tree_jobs: dict[Path, tuple[str, str]] = {}  # path -> (sha256, ref)
+    for current in _worktree_versions(registry, strict=False):
+        expected = current.manifest.weights
+        if not any(
+            v.name == current.name and v.weights.sha256 == expected.sha256 for v in versions
+        ):
+            continue
+        path = registry.adapter_dir(current.name) / WEIGHTS_FILE
+        rel = adapter_path(current.name, WEIGHTS_FILE)
+        if not path.is_file():
+            problems.append(
+                Problem(
+                    ref=current.ref,
+                    kind=WORKTREE_MISSING,
+                    path=rel,
+                    detail=f"{rel} is missing (restore it with `adaptergit checkout {current.ref}`)",
+                )
+            )
+        elif path.stat().st_size != expected.size:
+            problems.append(
+                _mismatch(
+                    current.ref, rel, f"{path.stat().st_size} bytes, recorded {expected.size}"
+                )
+            )
+        else:
+            tree_jobs[path] = (expected.sha256, current.ref)
+
+    # Cache objects, each once however many versions share it.
+    by_md5: dict[str, list[Version]] = {}
+    for v in versions:
+        by_md5.setdefault(v.weights.md5, []).append(v)
+    cache_jobs: dict[Path, str] = {}
+    absent: set[str] = set()
+    for md5, owners in by_md5.items():
+        weights = owners[0].weights
+        path = registry.dvc.cache_path(md5)
+        refs = ", ".join(v.ref for v in owners)
+        if not path.is_file():
+            absent.add(md5)
+            if not all_versions and not remote:
+                problems.append(
+                    Problem(
+                        ref=refs,
+                        kind=CACHE_MISSING,
+                        path=str(path),
+                        detail=f"weights (md5 {md5[:12]}) are not in the DVC cache",
+                    )
+                )
+        elif path.stat().st_size != weights.size:
+            problems.append(
+                _corrupt(refs, path, f"{path.stat().st_size} bytes, recorded {weights.size}")
+            )
+        else:
+            cache_jobs[path] = md5
+
+    paths = [*tree_jobs, *cache_jobs]
+    for path, digest in zip(paths, sha256_files(paths, progress), strict=True):
+        if path in tree_jobs:
+            expected_sha, vref = tree_jobs[path]
+            if digest != expected_sha:
+                rel = str(path.relative_to(registry.root))
+                problems.append(
+                    _mismatch(vref, rel, f"sha256 {str(digest)[:12]}, recorded {expected_sha[:12]}")
+                )
+        else:
+            md5 = cache_jobs[path]
+            owners = by_md5[md5]
+            expected_sha = owners[0].weights.sha256
+            if digest != expected_sha:
+                got = "unreadable" if digest is None else f"sha256 {digest[:12]}"
+                problems.append(
+                    _corrupt(
+                        ", ".join(v.ref for v in owners),
+                        path,
+                        f"{got}, recorded {expected_sha[:12]}",
+                    )
+                )
+
+    if remote:
+        name = transfer.require_remote(registry, None)
+        wanted = (
+            [registry.resolve(ref)] if ref is not None else transfer.versions_reachable(registry)
+        )
+        md5s = {v.weights.md5 for v in wanted}
+        not_there = registry.remotes.missing(md5s, name) if md5s else set()
+        for v in wanted:
+            md5 = v.weights.md5
+            if md5 not in not_there:
+                continue
+            if registry.dvc.in_cache(md5):
+                problems.append(
+                    Problem(
+                        ref=v.ref,
+                        kind=REMOTE_MISSING,
+                        detail=f"weights (md5 {md5[:12]}) are not on DVC remote {name!r}; "
+                        "upload them with `adaptergit push`",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        ref=v.ref,
+                        kind=LOST,
+                        detail=f"weights (md5 {md5[:12]}) are in neither the DVC cache nor "
+                        f"DVC remote {name!r}",
+                    )
+                )
+    problems.sort(key=lambda p: (p.ref, p.kind))
+    return problems
+
+
+def _mismatch(ref: str, rel: str, detail: str) -> Problem:
+    return Problem(
+        ref=ref,
+        kind=WORKTREE_MISMATCH,
+        path=rel,
+        detail=f"{rel} does not match the manifest ({detail})",
+    )
+
+
+def _corrupt(refs: str, path: Path, detail: str) -> Problem:
+    return Problem(
+        ref=refs,
+        kind=CACHE_CORRUPT,
+        path=str(path),
+        detail=f"DVC cache object {path} is corrupt ({detail}); "
+        "`adaptergit checkout` re-fetches it from the remote",
+    )
+
+
+__all__ = ["Problem", "verify"]

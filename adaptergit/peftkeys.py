@@ -1,0 +1,141 @@
+"""PEFT's key grammar: what the tensor names in ``adapter_model.safetensors`` say.
+
+PEFT saves a tuner layer's tensors as ``base_model.model.<module path>.<part>[.<rest>]``
+(``peft.utils.save_and_load.get_peft_model_state_dict``, with the adapter name removed), e.g.::
+
+    base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight      LoRA A, (r, in)
+    base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight      LoRA B, (out, r)
+    base_model.model.model.embed_tokens.lora_embedding_A                LoRA on an embedding, (r, vocab)
+    base_model.model.model.layers.0.self_attn.q_proj.lora_E             AdaLoRA's singular values, (r, 1)
+    base_model.model.model.layers.0.mlp.down_proj.hada_w1_a             LoHa
+
+The part is the first path component that starts with the tuner's prefix (the ``prefix`` attribute
+of PEFT's tuner classes: ``lora_``, ``hada_``, ``lokr_``, ...); what precedes it is the module.
+Every module that reads tensor names (validation, diff, loading, the diff driver) parses them here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The wrapper PEFT puts in front of the base model's own module names when it saves.
+PEFT_PREFIX = "base_model.model."
+
+# peft_type -> the name prefix of its tuner layers' tensors (PEFT's `<Tuner>Layer.prefix`).
+LAYER_PREFIXES = {
+    "LORA": "lora_",
+    "ADALORA": "lora_",
+    "LOHA": "hada_",
+    "LOKR": "lokr_",
+    "IA3": "ia3_",
+    "OFT": "oft_",
+    "BOFT": "boft_",
+    "HRA": "hra_",
+    "VBLORA": "vblora_",
+    "FOURIERFT": "fourierft_",
+}
+
+# LoRA's low-rank factors: ``lora_A`` (r, in) and ``lora_B`` (out, r) of a Linear or Conv layer,
+# ``lora_embedding_A`` (r, vocab) and ``lora_embedding_B`` (dim, r) of an Embedding.
+LORA_A = "lora_A"
+LORA_B = "lora_B"
+LORA_EMBEDDING_A = "lora_embedding_A"
+LORA_EMBEDDING_B = "lora_embedding_B"
+LORA_E = "lora_E"  # AdaLoRA's diagonal, (r, 1)
+LORA_FACTORS = frozenset({LORA_A, LORA_B, LORA_EMBEDDING_A, LORA_EMBEDDING_B})
+
+_NATURAL = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PeftKey:
+    """One tensor name of a PEFT adapter, split at its tuner part.
+
+    Attributes:
+        module: the module path as saved, PEFT's ``base_model.model.`` wrapper included.
+        part: the tuner component (``lora_A``, ``lora_E``, ``hada_w1_a``, ...).
+        rest: what follows the part (``weight``, or "" when nothing does).
+    """
+
+    module: str
+    part: str
+    rest: str = ""
+
+    @property
+    def model_module(self) -> str:
+        """The module's name in the base model itself (PEFT's wrapper prefix removed)."""
+        return model_name(self.module)
+
+    @property
+    def lora_side(self) -> str | None:
+        """ "A" or "B" for LoRA's factors (embeddings included), else None."""
+        if self.part in (LORA_A, LORA_EMBEDDING_A):
+            return "A"
+        if self.part in (LORA_B, LORA_EMBEDDING_B):
+            return "B"
+        return None
+
+
+def parse_key(name: str, prefix: str = "lora_") -> PeftKey | None:
+    """Split a saved tensor name at its last component starting with `prefix`.
+
+    The last, so that a base-model module whose own name starts with the prefix is still part
+    of the module path.
+
+    Args:
+        name: a tensor name from ``adapter_model.safetensors``.
+        prefix: the tuner's tensor prefix, `LAYER_PREFIXES[peft_type]`; LoRA's by default.
+
+    Returns None for a tensor that is not a tuner layer's (a module to save, trainable tokens).
+    """
+    parts = name.split(".")
+    for index in range(len(parts) - 1, 0, -1):
+        part = parts[index]
+        if part.startswith(prefix):
+            return PeftKey(
+                module=".".join(parts[:index]), part=part, rest=".".join(parts[index + 1 :])
+            )
+    return None
+
+
+def layer_prefix(peft_type: object) -> str | None:
+    """The tensor prefix of `peft_type`'s tuner layers, or None for methods without layers
+    (prompt tuning and the like) or an unknown type."""
+    return LAYER_PREFIXES.get(peft_type.upper()) if isinstance(peft_type, str) else None
+
+
+def model_name(module: str) -> str:
+    """``base_model.model.x.q_proj`` -> ``x.q_proj``: a module as the base model names it."""
+    return module.removeprefix(PEFT_PREFIX)
+
+
+def short_module_name(name: str) -> str:
+    """A module or tensor name for display: PEFT's wrapper and the model's own ``model.`` dropped."""
+    for prefix in (PEFT_PREFIX + "model.", PEFT_PREFIX):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key that orders ``layers.2`` before ``layers.10``."""
+    return [int(p) if p.isdigit() else p for p in _NATURAL.split(text)]
+
+
+__all__ = [
+    "LAYER_PREFIXES",
+    "LORA_A",
+    "LORA_B",
+    "LORA_E",
+    "LORA_EMBEDDING_A",
+    "LORA_EMBEDDING_B",
+    "LORA_FACTORS",
+    "PEFT_PREFIX",
+    "PeftKey",
+    "layer_prefix",
+    "model_name",
+    "natural_key",
+    "parse_key",
+    "short_module_name",
+]
