@@ -107,13 +107,13 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             yield
         finally:
             logging.disable(previous)
             if bars:
-                hf_logging.enable_progress_bar()
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _encode(text: str) -> list[int]:
@@ -255,7 +255,7 @@ def _train(
     train_rows = _chunks(ids[:split], SEQ_LEN, SEQ_LEN // 2)
     eval_rows = _chunks(ids[split:], SEQ_LEN, SEQ_LEN // 2)
 
-    class Rows(torch.utils.data.Dataset):
+    class Rows(torch.utils.data.Dataset[dict[str, Any]]):
         def __init__(self, rows: list[list[int]]) -> None:
             self.rows = [torch.tensor(r) for r in rows]
 

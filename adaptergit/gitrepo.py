@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +261,8 @@ class GitRepo:
         Raises:
             GitError: git failed (no identity, a tag that exists, a full disk); nothing moved.
         """
+        import tempfile  # not on the hooks' start-up path
+
         parent = self.head()
         with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}

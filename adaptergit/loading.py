@@ -86,7 +86,7 @@ class BaseCheck:
             ref=data["ref"],
             status=data["status"],
             modules=data["modules"],
-            expected=BaseFingerprint.from_dict(data.get("expected")),  # type: ignore[arg-type]
+            expected=BaseFingerprint.from_dict(data.get("expected")),
             actual=BaseFingerprint.from_dict(actual) if actual is not None else None,
             base=data["base"],
         )

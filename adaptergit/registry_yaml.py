@@ -146,15 +146,15 @@ def dump_yaml(data: dict[str, Any]) -> str:
     """
     import yaml
 
-    class Dumper(yaml.SafeDumper):
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
         pass
 
-    def string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    def string(dumper: Any, value: str) -> Any:
         plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _RESERVED
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if plain else '"')
 
     Dumper.add_representer(str, string)
-    return yaml.dump(
+    text: str = yaml.dump(
         data,
         Dumper=Dumper,
         sort_keys=False,
@@ -162,6 +162,7 @@ def dump_yaml(data: dict[str, Any]) -> str:
         default_flow_style=False,
         width=1 << 20,
     )
+    return text
 
 
 def render(entries: Iterable[ArtifactEntry]) -> bytes:

@@ -283,12 +283,12 @@ def diff_lines(diff: AdapterDiff, width: int | None = None, color: bool = False)
     header = f"{'MODULE':<{name_w}}  {'STATUS':<9}  {'REL.CHANGE':>10}  {'COSINE':>7}  SHAPE"
     lines.append(paint(header, "dim", color))
     styles = {ADDED: "green", REMOVED: "red", RESHAPED: "yellow", CHANGED: "bold"}
-    for m, shape in zip(changed, shapes, strict=True):
-        status = paint(f"{m.status:<9}", styles.get(m.status, "dim"), color)
-        cosine = "-" if m.cosine is None else f"{m.cosine:.4f}"
-        name = _fit_left(printable(short_module_name(m.name), one_line=True), name_w)
+    for module, shape in zip(changed, shapes, strict=True):
+        status = paint(f"{module.status:<9}", styles.get(module.status, "dim"), color)
+        cosine = "-" if module.cosine is None else f"{module.cosine:.4f}"
+        name = _fit_left(printable(short_module_name(module.name), one_line=True), name_w)
         lines.append(
-            f"{name:<{name_w}}  {status}  {_rel(m.rel_change):>10}  {cosine:>7}  {shape}".rstrip()
+            f"{name:<{name_w}}  {status}  {_rel(module.rel_change):>10}  {cosine:>7}  {shape}".rstrip()
         )
     return lines
 

@@ -29,10 +29,6 @@ from adaptergit.adapter import (
     open_adapter_source,
     scan_weights,
 )
-from adaptergit.layout import CONFIG_FILE as CONFIG_NAME
-from adaptergit.layout import PICKLE_FILE as PICKLE_NAME
-from adaptergit.layout import WEIGHTS_FILE as WEIGHTS_NAME
-from adaptergit.manifest import TensorRecord
 from adaptergit.errors import (
     InvalidAdapter,
     InvalidConfig,
@@ -41,6 +37,10 @@ from adaptergit.errors import (
     MissingDependency,
     UnsafePickle,
 )
+from adaptergit.layout import CONFIG_FILE as CONFIG_NAME
+from adaptergit.layout import PICKLE_FILE as PICKLE_NAME
+from adaptergit.layout import WEIGHTS_FILE as WEIGHTS_NAME
+from adaptergit.manifest import TensorRecord
 
 LORA_CONFIG = {"peft_type": "LORA", "r": 4, "target_modules": ["q_proj", "v_proj"]}
 PREFIX = "base_model.model.model.layers"

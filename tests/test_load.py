@@ -13,9 +13,13 @@ from click.testing import CliRunner
 import adaptergit
 from adaptergit import Repo
 from adaptergit.cli import cli, main
-from adaptergit.errors import BaseModelMismatch, BaseModelUnverifiable, IncompatibleBaseModel
+from adaptergit.errors import (
+    AdapterGitWarning,
+    BaseModelMismatch,
+    BaseModelUnverifiable,
+    IncompatibleBaseModel,
+)
 from adaptergit.loading import BaseCheck, required_shapes
-from adaptergit.errors import AdapterGitWarning
 
 from .conftest import TINY_LLAMA, tiny_base_model, tiny_peft_model
 

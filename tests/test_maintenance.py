@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from adaptergit import Repo
-from adaptergit.ops import hooks
 from adaptergit.cli import cli, main
 from adaptergit.errors import TransferFailed, WeightsMissing
+from adaptergit.ops import hooks
 from adaptergit.ops.verify import (
     CACHE_CORRUPT,
     CACHE_MISSING,

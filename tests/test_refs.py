@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptergit.errors import InvalidName, InvalidRef, InvalidVersion
 from adaptergit import tags
+from adaptergit.errors import InvalidName, InvalidRef, InvalidVersion
 from adaptergit.refs import Ref, SemVer, validate_name
 from adaptergit.tags import parse_version_tag
 
