@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+    from transformers import LlamaForCausalLM, PreTrainedModel
+
+    from adaptergit import Repo
+
+    from .servers import S3Server, SSHServer
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +48,7 @@ def tmp(tmp_path: Path) -> Path:
 
 # --- small real models, built from configs (nothing is downloaded) ----------------------------
 
-TINY_LLAMA = dict(
+TINY_LLAMA: dict[str, Any] = dict(
     vocab_size=128,
     hidden_size=32,
     intermediate_size=64,
@@ -48,21 +59,28 @@ TINY_LLAMA = dict(
 )
 
 
-def tiny_base_model(seed: int = 0):  # type: ignore[no-untyped-def]
+def tiny_base_model(seed: int = 0) -> LlamaForCausalLM:
     """A tiny Llama causal LM with deterministic weights."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     model = LlamaForCausalLM(LlamaConfig(**TINY_LLAMA))
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves PreTrainedModel.eval untyped
     return model
 
 
-def tiny_peft_model(base=None, *, seed: int = 1, r: int = 4, modules_to_save=None, dtype=None):  # type: ignore[no-untyped-def]
+def tiny_peft_model(
+    base: PreTrainedModel | None = None,
+    *,
+    seed: int = 1,
+    r: int = 4,
+    modules_to_save: list[str] | None = None,
+    dtype: torch.dtype | None = None,
+) -> PeftModel:
     """A LoRA on the tiny base whose B matrices are random, as if trained."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     base = base if base is not None else tiny_base_model()
     config = LoraConfig(
@@ -73,6 +91,7 @@ def tiny_peft_model(base=None, *, seed: int = 1, r: int = 4, modules_to_save=Non
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, config)
+    assert isinstance(model, PeftModel)  # not a PeftMixedModel: mixed=False
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -92,21 +111,43 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class MakeAdapter(Protocol):
+    """The `make_adapter` fixture: save a tiny LoRA (see `tiny_peft_model`), return its folder."""
+
+    def __call__(
+        self,
+        seed: int = 1,
+        *,
+        safe: bool = True,
+        r: int = 4,
+        modules_to_save: list[str] | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Path: ...
+
+
 @pytest.fixture
-def make_adapter(tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_adapter(tmp_path: Path) -> MakeAdapter:
     """Save a tiny LoRA adapter with PEFT's save_pretrained and return its folder."""
     counter = iter(range(10_000))
 
-    def make(seed: int = 1, *, safe: bool = True, **kwargs) -> Path:  # type: ignore[no-untyped-def]
+    def make(
+        seed: int = 1,
+        *,
+        safe: bool = True,
+        r: int = 4,
+        modules_to_save: list[str] | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Path:
         folder = tmp_path / f"adapter-{seed}-{next(counter)}"
-        tiny_peft_model(seed=seed, **kwargs).save_pretrained(folder, safe_serialization=safe)
+        model = tiny_peft_model(seed=seed, r=r, modules_to_save=modules_to_save, dtype=dtype)
+        model.save_pretrained(str(folder), safe_serialization=safe)
         return folder
 
     return make
 
 
 @pytest.fixture
-def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
+def registry(tmp_path: Path) -> Iterator[Repo]:
     """A fresh adaptergit registry."""
     from adaptergit import Repo
 
@@ -119,7 +160,7 @@ def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def ssh_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
     from .servers import SSHServer
 
     server = SSHServer(tmp_path_factory.mktemp("sshd")).setup().start()
@@ -128,7 +169,7 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
 
 
 @pytest.fixture(scope="session")
-def s3_server():  # type: ignore[no-untyped-def]
+def s3_server() -> Iterator[S3Server]:
     from .servers import S3Server
 
     server = S3Server().start()

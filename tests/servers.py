@@ -14,6 +14,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -149,7 +153,7 @@ class S3Server:
     """moto's threaded S3 server, as DVC's own dvc-s3 tests use it."""
 
     port: int = field(default_factory=free_port)
-    server: object | None = None
+    server: ThreadedMotoServer | None = None
 
     def start(self) -> S3Server:
         from moto.server import ThreadedMotoServer
@@ -162,7 +166,7 @@ class S3Server:
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()  # type: ignore[attr-defined]
+            self.server.stop()
             self.server = None
 
     @property

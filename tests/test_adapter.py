@@ -74,13 +74,13 @@ def _build_peft_adapters(root: Path) -> dict[str, Path]:
         model = get_peft_model(
             LlamaForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
         )
-        model.save_pretrained(root / "untrained")
+        model.save_pretrained(str(root / "untrained"))
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 if "lora_B" in name:
                     parameter.normal_()
-        model.save_pretrained(root / "trained")
-        model.save_pretrained(root / "trained-bin", safe_serialization=False)
+        model.save_pretrained(str(root / "trained"))
+        model.save_pretrained(str(root / "trained-bin"), safe_serialization=False)
     return {name: root / name for name in ("untrained", "trained", "trained-bin")}
 
 

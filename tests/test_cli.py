@@ -10,12 +10,16 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from adaptergit.cli import cli, main
+
+from .conftest import MakeAdapter
 
 COMMANDS = ["init", "commit", "log", "show", "checkout"]
 
@@ -34,7 +38,7 @@ def _all_commands() -> list[list[str]]:
     return found
 
 
-def run(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def run(*args: str, cwd: Path | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "adaptergit", *args],
         cwd=cwd,
@@ -82,7 +86,7 @@ def test_top_level_help_lists_commands() -> None:
         assert command in result.output
 
 
-def test_commit_log_show_checkout_via_cli(tmp_path: Path, make_adapter) -> None:
+def test_commit_log_show_checkout_via_cli(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     reg = tmp_path / "reg"
     assert main(["init", str(reg)]) == 0
     src = make_adapter(seed=1)
@@ -148,7 +152,7 @@ def _corrupt_safetensors(src: Path) -> None:
 
 
 class Evil:
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
         return (os.system, ("touch /tmp/adaptergit-pwned",))
 
 
@@ -232,7 +236,12 @@ def _duplicate_header_keys(src: Path) -> None:
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
-    tmp_path: Path, make_adapter, case: str, args: list[str], prepare, message: str
+    tmp_path: Path,
+    make_adapter: MakeAdapter,
+    case: str,
+    args: list[str],
+    prepare: Callable[[Path], None] | None,
+    message: str,
 ) -> None:
     reg = tmp_path / "reg"
     assert main(["init", str(reg)]) == 0
@@ -252,7 +261,9 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert not Path("/tmp/adaptergit-pwned").exists()
 
 
-def test_metrics_file_with_string_value_is_refused(tmp_path: Path, make_adapter) -> None:
+def test_metrics_file_with_string_value_is_refused(
+    tmp_path: Path, make_adapter: MakeAdapter
+) -> None:
     reg = tmp_path / "reg"
     main(["init", str(reg)])
     bad = tmp_path / "m.json"
@@ -263,7 +274,7 @@ def test_metrics_file_with_string_value_is_refused(tmp_path: Path, make_adapter)
     assert snapshot(reg) == before
 
 
-def test_unknown_refs_list_what_exists(tmp_path: Path, make_adapter) -> None:
+def test_unknown_refs_list_what_exists(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     reg = tmp_path / "reg"
     main(["init", str(reg)])
     main(["-C", str(reg), "commit", str(make_adapter()), "--name", "alpha"])
@@ -281,7 +292,9 @@ def test_not_a_registry(tmp_path: Path) -> None:
     assert "adaptergit init" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_import_and_log_load_no_heavy_modules(tmp_path: Path, make_adapter) -> None:
+def test_cli_import_and_log_load_no_heavy_modules(
+    tmp_path: Path, make_adapter: MakeAdapter
+) -> None:
     reg = tmp_path / "reg"
     main(["init", str(reg)])
     main(["-C", str(reg), "commit", str(make_adapter()), "--name", "x"])
@@ -300,7 +313,9 @@ def test_cli_import_and_log_load_no_heavy_modules(tmp_path: Path, make_adapter) 
     assert r.returncode == 0, r.stderr
 
 
-def test_two_commits_at_once_get_distinct_versions(tmp_path: Path, make_adapter) -> None:
+def test_two_commits_at_once_get_distinct_versions(
+    tmp_path: Path, make_adapter: MakeAdapter
+) -> None:
     reg = tmp_path / "reg"
     main(["init", str(reg)])
     a, b = make_adapter(seed=1), make_adapter(seed=2)
@@ -338,7 +353,7 @@ def test_two_commits_at_once_get_distinct_versions(tmp_path: Path, make_adapter)
     assert status.stdout == ""
 
 
-def test_busy_repository_fails_cleanly(tmp_path: Path, make_adapter) -> None:
+def test_busy_repository_fails_cleanly(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     import fcntl
 
     reg = tmp_path / "reg"
@@ -364,7 +379,7 @@ def test_busy_repository_fails_cleanly(tmp_path: Path, make_adapter) -> None:
     assert snapshot(reg) == before
 
 
-def test_failed_git_step_rolls_back(tmp_path: Path, make_adapter) -> None:
+def test_failed_git_step_rolls_back(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     """A failure after the files were written (git refuses the tag) restores the adapter folder."""
     reg = tmp_path / "reg"
     main(["init", str(reg)])
@@ -381,7 +396,7 @@ def test_failed_git_step_rolls_back(tmp_path: Path, make_adapter) -> None:
     assert after["files"] == before["files"]
 
 
-def test_write_failure_like_full_disk_rolls_back(tmp_path: Path, make_adapter) -> None:
+def test_write_failure_like_full_disk_rolls_back(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     """Writes fail with EFBIG part-way (a file-size limit stands in for a full disk)."""
     reg = tmp_path / "reg"
     main(["init", str(reg)])
@@ -402,7 +417,7 @@ def test_write_failure_like_full_disk_rolls_back(tmp_path: Path, make_adapter) -
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
 def test_interrupted_commit_leaves_repository_as_it_was(
-    tmp_path: Path, make_adapter, sig: signal.Signals
+    tmp_path: Path, make_adapter: MakeAdapter, sig: signal.Signals
 ) -> None:
     """Stop a commit inside its write phase; the repository (after the next command) is unchanged."""
     reg = tmp_path / "reg"

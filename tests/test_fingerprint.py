@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from adaptergit.errors import InvalidBaseModel, InvalidInput, InvalidManifest, InvalidSafetensors
 from adaptergit.fingerprint import (
     TENSOR_HASH_KIND,
-    BaseFingerprint,
     fingerprint_for_adapter,
     fingerprint_model,
     model_files,
@@ -27,6 +26,7 @@ from adaptergit.fingerprint import (
     resolve_base_model,
 )
 from adaptergit.hashcache import DB_NAME, FileIdentity, HashCache, default_cache
+from adaptergit.manifest import BaseFingerprint
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -34,7 +34,11 @@ Tensors = dict[str, tuple[str, tuple[int, ...], bytes]]
 
 
 def write_safetensors(
-    path: Path, tensors: Tensors, *, order: list[str] | None = None, metadata: dict | None = None
+    path: Path,
+    tensors: Tensors,
+    *,
+    order: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write a safetensors file by hand, with tensors laid out in `order`."""
     header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
@@ -106,7 +110,7 @@ class CountingCache(HashCache):
 def expected_hashes(tensors: Tensors) -> tuple[str, str]:
     """The documented hash definitions, computed independently of the implementation."""
 
-    def line(values: list) -> bytes:
+    def line(values: list[object]) -> bytes:
         return json.dumps(values, separators=(",", ":")).encode() + b"\n"
 
     structure = blake3.blake3(b"adaptergit base-model structure v1\n")
@@ -129,7 +133,7 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("llama")
     torch.manual_seed(0)
-    small = dict(
+    small: dict[str, Any] = dict(
         vocab_size=128,
         hidden_size=32,
         num_hidden_layers=2,
@@ -177,6 +181,7 @@ def test_changed_weight_changes_content_only(llama: dict[str, Path], tmp: Path) 
     changed = fingerprint_model(llama["changed"], cache=cache)
     assert changed.structure_hash == whole.structure_hash
     assert changed.content_hash != whole.content_hash
+    assert changed.content_hash is not None
     assert changed.short == changed.content_hash[:12] != whole.short
 
 
@@ -590,7 +595,7 @@ def test_hub_cache_location(hub: Path, tmp: Path, monkeypatch: pytest.MonkeyPatc
     ],
 )
 def test_base_not_on_disk_is_unknown(
-    hub: Path, config: dict, name: str | None, revision: str | None
+    hub: Path, config: dict[str, Any], name: str | None, revision: str | None
 ) -> None:
     assert resolve_base_model(None, config) == (None, name, revision)
     fp = fingerprint_for_adapter(None, config)
@@ -721,7 +726,7 @@ VALID = BaseFingerprint(
         ({"status": "unknown"}, "structure_hash"),
     ],
 )
-def test_from_dict_names_the_offending_key(change: dict, key: str) -> None:
+def test_from_dict_names_the_offending_key(change: dict[str, Any], key: str) -> None:
     with pytest.raises(InvalidManifest) as info:
         BaseFingerprint.from_dict({**VALID, **change})
     assert info.value.key == key
@@ -735,4 +740,4 @@ def test_from_dict_refuses_missing_keys_and_non_objects() -> None:
         BaseFingerprint.from_dict(data)
     assert info.value.key == "size"
     with pytest.raises(InvalidManifest, match="must be an object"):
-        BaseFingerprint.from_dict(["not", "a", "dict"])  # type: ignore[arg-type]
+        BaseFingerprint.from_dict(["not", "a", "dict"])

@@ -13,6 +13,8 @@ import pytest
 from adaptergit import Repo
 from adaptergit.ops.hooks import HOOK_NAMES, shim
 
+from .conftest import MakeAdapter
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -114,7 +116,9 @@ def test_pre_commit_refuses_files_over_the_size_limit(registry: Repo) -> None:
     assert r.returncode != 0 and "blob.dat" in r.stderr
 
 
-def test_pre_commit_refuses_manifest_pointer_mismatch(registry: Repo, make_adapter) -> None:
+def test_pre_commit_refuses_manifest_pointer_mismatch(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     registry.commit(make_adapter(seed=1), name="m")
     manifest_path = registry.root / "adapters/m/manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -126,7 +130,7 @@ def test_pre_commit_refuses_manifest_pointer_mismatch(registry: Repo, make_adapt
     assert "does not match the manifest" in r.stderr
 
 
-def test_idle_hooks_return_without_importing_dvc(registry: Repo, make_adapter) -> None:
+def test_idle_hooks_return_without_importing_dvc(registry: Repo, make_adapter: MakeAdapter) -> None:
     registry.commit(make_adapter(seed=1), name="m")
     head = git(registry.root, "rev-parse", "HEAD").stdout.strip()
     code = (
@@ -141,7 +145,9 @@ def test_idle_hooks_return_without_importing_dvc(registry: Repo, make_adapter) -
     assert r.returncode == 0, r.stderr
 
 
-def test_post_checkout_skips_during_rebase_and_file_checkouts(registry: Repo, make_adapter) -> None:
+def test_post_checkout_skips_during_rebase_and_file_checkouts(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     v1 = registry.commit(make_adapter(seed=1), name="m")
     registry.commit(make_adapter(seed=2), name="m")
     weights = registry.root / "adapters/m/adapter_model.safetensors"

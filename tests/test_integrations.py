@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -13,15 +13,13 @@ from adaptergit import Repo
 from adaptergit.errors import NotAPeftModel, NothingToCommit, UnknownPeftAdapter
 
 from .conftest import tiny_base_model, tiny_peft_model
+from .helpers import git
+
+if TYPE_CHECKING:
+    from transformers import Trainer, TrainerCallback
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def perturb(model, adapter: str, seed: int) -> None:  # type: ignore[no-untyped-def]
+def perturb(model: torch.nn.Module, adapter: str, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -35,7 +33,7 @@ def perturb(model, adapter: str, seed: int) -> None:  # type: ignore[no-untyped-
 def test_commit_a_peft_model_as_peft_saves_it(registry: Repo, tmp_path: Path) -> None:
     model = tiny_peft_model(seed=3)
     version = registry.commit(model, name="bot", metrics={"eval_loss": 1.0}, message="from memory")
-    model.save_pretrained(tmp_path / "saved", safe_serialization=True)
+    model.save_pretrained(str(tmp_path / "saved"), safe_serialization=True)
     folder = registry.adapter_dir("bot")
     assert (folder / "adapter_model.safetensors").read_bytes() == (
         tmp_path / "saved" / "adapter_model.safetensors"
@@ -97,7 +95,7 @@ def test_names_commits_several_adapters_in_one_git_commit(registry: Repo) -> Non
 # --- the Trainer callback ------------------------------------------------------------------------
 
 
-class Rows(torch.utils.data.Dataset):
+class Rows(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     """Random token rows, the same each time for a seed."""
 
     def __init__(self, n: int, seed: int) -> None:
@@ -111,7 +109,9 @@ class Rows(torch.utils.data.Dataset):
         return {"input_ids": self.rows[i], "labels": self.rows[i]}
 
 
-def train(tmp_path: Path, base_dir: Path, callbacks: list, **overrides):  # type: ignore[no-untyped-def]
+def train(
+    tmp_path: Path, base_dir: Path, callbacks: list[TrainerCallback], **overrides: object
+) -> Trainer:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
@@ -120,7 +120,7 @@ def train(tmp_path: Path, base_dir: Path, callbacks: list, **overrides):  # type
     model = get_peft_model(
         base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     )
-    options = dict(
+    options: dict[str, Any] = dict(
         output_dir=str(tmp_path / "trainer-out"),
         num_train_epochs=3,
         per_device_train_batch_size=8,
@@ -187,6 +187,7 @@ def test_callback_on_saves_keeps_the_best_by_the_trainers_metric(
     # the Trainer's checkpoints are all there, untouched by the callback
     checkpoints = sorted(p.name for p in (tmp_path / "trainer-out").iterdir())
     assert checkpoints == ["checkpoint-3", "checkpoint-6", "checkpoint-9"]
+    assert trainer.state.best_model_checkpoint is not None
     best_step = int(trainer.state.best_model_checkpoint.rsplit("-", 1)[1])
     assert registry.resolve("bot#best").metrics["step"] == best_step
     assert len(registry.log("bot")) == 3

@@ -19,6 +19,8 @@ from ruamel.yaml import YAML
 from adaptergit import Repo, registry_yaml
 from adaptergit.layout import CARD_FILE as CARD_NAME
 
+from .conftest import MakeAdapter
+from .helpers import git
 from .test_stages import gto, tool
 
 
@@ -28,19 +30,13 @@ def dvc(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def load_both(text: str) -> tuple[object, object]:
     """The document as PyYAML (YAML 1.1) and ruamel.yaml (YAML 1.2, DVC's parser) read it."""
     return yaml.safe_load(text), YAML(typ="safe", pure=True).load(io.StringIO(text))
 
 
 @pytest.fixture
-def built(registry: Repo, make_adapter, base_model_dir: Path) -> Repo:
+def built(registry: Repo, make_adapter: MakeAdapter, base_model_dir: Path) -> Repo:
     """A registry with two versions of `bot` (different r) and one of `helper`."""
     registry.commit(
         make_adapter(seed=1, r=4),
@@ -117,7 +113,7 @@ def test_gto_show_and_history(built: Repo) -> None:
     } <= events
 
 
-def test_version_registered_with_gto_shows_in_log(built: Repo, make_adapter) -> None:
+def test_version_registered_with_gto_shows_in_log(built: Repo, make_adapter: MakeAdapter) -> None:
     # gto registers a version of an artifact that adaptergit never committed (no manifest)...
     gto(built.root, "register", "outsider", "--version", "v1.0.0")
     # ...and promotes an adaptergit version
@@ -145,7 +141,7 @@ def test_version_registered_with_gto_shows_in_log(built: Repo, make_adapter) -> 
     built.commit(make_adapter(seed=9), name="helper")
 
 
-def test_users_own_dvc_yaml_is_kept(registry: Repo, make_adapter) -> None:
+def test_users_own_dvc_yaml_is_kept(registry: Repo, make_adapter: MakeAdapter) -> None:
     own = (
         "# my pipeline\n"
         "stages:\n"
@@ -166,7 +162,9 @@ def test_users_own_dvc_yaml_is_kept(registry: Repo, make_adapter) -> None:
     assert doc["artifacts"]["bot"]["type"] == "model"
 
 
-def test_broken_dvc_yaml_of_the_user_is_refused_untouched(registry: Repo, make_adapter) -> None:
+def test_broken_dvc_yaml_of_the_user_is_refused_untouched(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     from adaptergit.errors import InvalidConfig
 
     (registry.root / "dvc.yaml").write_text("stages: [unclosed\n")
@@ -177,7 +175,7 @@ def test_broken_dvc_yaml_of_the_user_is_refused_untouched(registry: Repo, make_a
     assert registry.git.head() == head and not (registry.root / "adapters" / "bot").exists()
 
 
-def test_failed_commit_restores_dvc_yaml(registry: Repo, make_adapter) -> None:
+def test_failed_commit_restores_dvc_yaml(registry: Repo, make_adapter: MakeAdapter) -> None:
     registry.commit(make_adapter(seed=1), name="bot")
     before = (registry.root / "dvc.yaml").read_bytes()
     lock = registry.root / ".git" / "refs" / "tags" / "other@v0.0.1.lock"
@@ -210,10 +208,9 @@ def test_checkout_to_writes_a_hub_model_card(built: Repo, tmp_path: Path) -> Non
 
 
 def test_model_card_names_a_hub_base_model() -> None:
-    from huggingface_hub import ModelCard
+    from huggingface_hub import ModelCard, ModelCardData
 
-    from adaptergit.fingerprint import BaseFingerprint
-    from adaptergit.manifest import Manifest, Version, WeightsInfo
+    from adaptergit.manifest import BaseFingerprint, Manifest, Version, WeightsInfo
     from adaptergit.modelcard import render
 
     manifest = Manifest(
@@ -246,8 +243,9 @@ def test_model_card_names_a_hub_base_model() -> None:
         manifest=manifest,
     )
     card = ModelCard(render(version, {"task_type": "SEQ_CLS"}).decode())
+    assert isinstance(card.data, ModelCardData)  # RepoCard types .data as the base CardData
     assert card.data.base_model == "meta-llama/Llama-3.2-1B"
-    assert "base_model:adapter:meta-llama/Llama-3.2-1B" in card.data.tags
+    assert "base_model:adapter:meta-llama/Llama-3.2-1B" in (card.data.tags or [])
     assert card.data.pipeline_tag == "text-classification"
     assert "AutoModelForSequenceClassification" in card.text
 
@@ -262,7 +260,7 @@ _scalars = (
     | st.booleans()
     | st.integers(-(10**12), 10**12)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    | st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
     | st.sampled_from(
         ["yes", "No", "on", "null", "~", "1.0", "1e3", "0x1F", "- a", "a: b", "#x", ""]
     )

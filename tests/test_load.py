@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ from .conftest import TINY_LLAMA, tiny_base_model, tiny_peft_model
 PROBE = torch.tensor([[1, 5, 9, 2, 7]])
 
 
-def save_base(path: Path, seed: int = 0, **overrides) -> Path:  # type: ignore[no-untyped-def]
+def save_base(path: Path, seed: int = 0, **overrides: int) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -34,8 +35,12 @@ def save_base(path: Path, seed: int = 0, **overrides) -> Path:  # type: ignore[n
     return path
 
 
+# The `versioned` fixture: the registry, and the version's logits on PROBE.
+Versioned = tuple[Repo, torch.Tensor]
+
+
 @pytest.fixture
-def versioned(registry: Repo, base_model_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def versioned(registry: Repo, base_model_dir: Path, tmp_path: Path) -> Versioned:
     """A version trained (randomly) on the tiny base, and its outputs on a probe."""
     from transformers import AutoModelForCausalLM
 
@@ -49,7 +54,7 @@ def versioned(registry: Repo, base_model_dir: Path, tmp_path: Path):  # type: ig
     return registry, expected
 
 
-def test_load_on_the_exact_base(versioned, base_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_load_on_the_exact_base(versioned: Versioned, base_model_dir: Path) -> None:
     repo, expected = versioned
     with warnings.catch_warnings():
         warnings.simplefilter("error", AdapterGitWarning)
@@ -65,8 +70,8 @@ def test_load_on_the_exact_base(versioned, base_model_dir: Path) -> None:  # typ
 
 
 def test_check_reads_headers_and_cached_hashes_only(
-    registry: Repo, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The base was fingerprinted at commit time: loading hashes none of its tensors again."""
     import os
 
@@ -80,13 +85,18 @@ def test_check_reads_headers_and_cached_hashes_only(
     registry.commit(tiny_peft_model(AutoModelForCausalLM.from_pretrained(base_dir)), name="bot")
     hashed: list[object] = []
     real = fingerprint._hash_tensors
-    monkeypatch.setattr(fingerprint, "_hash_tensors", lambda *a: hashed.append(a) or real(*a))
+
+    def spy(*a: Any) -> dict[str, str]:
+        hashed.append(a)
+        return real(*a)
+
+    monkeypatch.setattr(fingerprint, "_hash_tensors", spy)
     assert adaptergit.check_base("bot", base_dir, repo=registry).exact
     adaptergit.load("bot", base_dir, repo=registry)
     assert hashed == []
 
 
-def test_other_weights_raise_unless_allowed(versioned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_other_weights_raise_unless_allowed(versioned: Versioned, tmp_path: Path) -> None:
     repo, expected = versioned
     other = save_base(tmp_path / "other-base", seed=5)
     with pytest.raises(BaseModelMismatch) as info:
@@ -98,7 +108,9 @@ def test_other_weights_raise_unless_allowed(versioned, tmp_path: Path) -> None: 
         assert not torch.equal(model(PROBE).logits, expected)
 
 
-def test_other_tensors_that_fit_are_a_structure_mismatch(versioned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_other_tensors_that_fit_are_a_structure_mismatch(
+    versioned: Versioned, tmp_path: Path
+) -> None:
     repo, _ = versioned
     deeper = save_base(tmp_path / "deeper", num_hidden_layers=3)
     with pytest.raises(BaseModelMismatch) as info:
@@ -109,7 +121,9 @@ def test_other_tensors_that_fit_are_a_structure_mismatch(versioned, tmp_path: Pa
     assert check.status == "structure-differs"
 
 
-def test_shapes_that_do_not_fit_always_raise_naming_the_module(versioned, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_shapes_that_do_not_fit_always_raise_naming_the_module(
+    versioned: Versioned, tmp_path: Path
+) -> None:
     repo, _ = versioned
     wider = save_base(tmp_path / "wider", hidden_size=48, intermediate_size=96)
     for allow in (False, True):
@@ -123,7 +137,7 @@ def test_shapes_that_do_not_fit_always_raise_naming_the_module(versioned, tmp_pa
         adaptergit.check_base("bot", shallow, repo=repo)
 
 
-def test_loaded_model_as_base(versioned, base_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_loaded_model_as_base(versioned: Versioned, base_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     repo, expected = versioned
@@ -159,7 +173,7 @@ def test_version_without_fingerprint_is_checked_by_shapes(
     assert check.status == "unrecorded"
 
 
-def test_stage_refs_load(versioned, base_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_stage_refs_load(versioned: Versioned, base_model_dir: Path) -> None:
     repo, expected = versioned
     repo.assign("bot", "prod")
     model = adaptergit.load("bot#prod", base_model_dir, repo=repo)
@@ -167,7 +181,9 @@ def test_stage_refs_load(versioned, base_model_dir: Path) -> None:  # type: igno
         assert torch.equal(model(PROBE).logits, expected)
 
 
-def test_cli_verify_base_model(versioned, base_model_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_verify_base_model(
+    versioned: Versioned, base_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo, _ = versioned
     root = str(repo.root)
     result = CliRunner().invoke(
@@ -196,9 +212,7 @@ def test_cli_verify_base_model(versioned, base_model_dir: Path, tmp_path: Path, 
 
 
 def test_required_shapes_from_the_manifest() -> None:
-    from adaptergit.adapter import TensorRecord
-    from adaptergit.fingerprint import BaseFingerprint
-    from adaptergit.manifest import Manifest, WeightsInfo
+    from adaptergit.manifest import BaseFingerprint, Manifest, TensorRecord, WeightsInfo
 
     def rec(name: str, *shape: int) -> TensorRecord:
         return TensorRecord(name=name, dtype="F32", shape=shape, blake3="0" * 64)

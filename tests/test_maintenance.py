@@ -23,13 +23,10 @@ from adaptergit.ops.verify import (
     WORKTREE_MISMATCH,
 )
 
+from .conftest import MakeAdapter
+from .helpers import git
+
 WEIGHTS = "adapter_model.safetensors"
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -76,7 +73,7 @@ def on_remote(store: Path, md5: str) -> bool:
 
 
 def test_verify_catches_a_flipped_byte_in_a_read_only_cache_object(
-    registry: Repo, make_adapter
+    registry: Repo, make_adapter: MakeAdapter
 ) -> None:
     registry.commit(make_adapter(seed=1), name="v")
     registry.commit(make_adapter(seed=2), name="v")
@@ -103,7 +100,7 @@ def test_verify_catches_a_flipped_byte_in_a_read_only_cache_object(
 
 
 def test_verify_catches_changed_work_tree_weights_and_missing_cache(
-    registry: Repo, make_adapter
+    registry: Repo, make_adapter: MakeAdapter
 ) -> None:
     registry.commit(make_adapter(seed=1), name="w")
     weights = registry.root / "adapters" / "w" / WEIGHTS
@@ -120,7 +117,7 @@ def test_verify_catches_changed_work_tree_weights_and_missing_cache(
 
 
 def test_verify_remote_finds_versions_missing_there(
-    registry: Repo, make_adapter, tmp_path: Path
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
 ) -> None:
     store = with_remote(registry, tmp_path)
     registry.commit(make_adapter(seed=1), name="r")
@@ -142,7 +139,7 @@ def test_verify_remote_finds_versions_missing_there(
 
 
 def test_status_reports_changes_unpushed_missing_and_hooks(
-    registry: Repo, make_adapter, tmp_path: Path
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
 ) -> None:
     with_remote(registry, tmp_path)
     for name, seeds in (("a", (1,)), ("b", (2, 3)), ("c", (4,))):
@@ -196,7 +193,9 @@ def test_status_reports_changes_unpushed_missing_and_hooks(
     assert data["unpushed"] == ["d@v0.0.1"] and data["clean"] is False
 
 
-def test_status_hashes_only_weights_whose_stat_changed(registry: Repo, make_adapter) -> None:
+def test_status_hashes_only_weights_whose_stat_changed(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     for index, name in enumerate(("p", "q", "s")):
         registry.commit(make_adapter(seed=index + 1), name=name)
     past = 1_600_000_000
@@ -231,7 +230,7 @@ def snapshot_cache(repo: Repo) -> dict[str, bytes]:
 
 
 def test_gc_keeps_what_it_must_and_removes_only_the_rest(
-    registry: Repo, make_adapter, tmp_path: Path
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
 ) -> None:
     root = registry.root
     order = [("x", 1), ("y", 2), ("x", 3), ("x", 4), ("y", 5)]
@@ -287,7 +286,9 @@ def test_gc_keeps_what_it_must_and_removes_only_the_rest(
     assert (root / "data" / "train.bin").stat().st_size == 4096
 
 
-def test_gc_honours_dropped_tags_and_dvc_directories(registry: Repo, make_adapter) -> None:
+def test_gc_honours_dropped_tags_and_dvc_directories(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     root = registry.root
     for seed in (1, 2, 3):
         registry.commit(make_adapter(seed=seed), name="z")
@@ -306,7 +307,7 @@ def test_gc_honours_dropped_tags_and_dvc_directories(registry: Repo, make_adapte
 
 
 def test_gc_remote_removes_only_dropped_versions_there(
-    registry: Repo, make_adapter, tmp_path: Path
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
 ) -> None:
     store = with_remote(registry, tmp_path)
     for seed in (1, 2):

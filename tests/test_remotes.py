@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,9 @@ import pytest
 
 from adaptergit import Repo
 from adaptergit.errors import NoRemote, TransferFailed
+
+from .conftest import MakeAdapter
+from .servers import SSHServer
 
 REMOTE_KINDS = ["dir", "ssh", "s3"]
 
@@ -77,8 +80,13 @@ def remote_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remo
         os.environ.pop("AWS_SECRET_ACCESS_KEY", None)
 
 
+# The `shared` fixture: for a DVC remote, a registry with two versions, its bare git remote and
+# the adapter folders committed.
+Shared = Callable[[RemoteSpec], tuple[Repo, Path, list[Path]]]
+
+
 @pytest.fixture
-def shared(tmp_path: Path, make_adapter):  # type: ignore[no-untyped-def]
+def shared(tmp_path: Path, make_adapter: MakeAdapter) -> Shared:
     """A registry with two versions, a bare git remote by path, and helpers."""
 
     def build(spec: RemoteSpec) -> tuple[Repo, Path, list[Path]]:
@@ -96,7 +104,9 @@ def shared(tmp_path: Path, make_adapter):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("remote_spec", REMOTE_KINDS, indirect=True)
-def test_push_then_pull_in_a_fresh_clone(shared, remote_spec: RemoteSpec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_push_then_pull_in_a_fresh_clone(
+    shared: Shared, remote_spec: RemoteSpec, tmp_path: Path
+) -> None:
     repo, bare, srcs = shared(remote_spec)
     result = repo.push()
     assert set(result.uploaded) == {"shared@v0.0.1", "shared@v0.0.2"}
@@ -118,7 +128,7 @@ def test_push_then_pull_in_a_fresh_clone(shared, remote_spec: RemoteSpec, tmp_pa
     )
 
 
-def test_plain_dvc_pull_works_in_a_clone(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_dvc_pull_works_in_a_clone(shared: Shared, tmp_path: Path) -> None:
     repo, bare, srcs = shared(RemoteSpec("dir", str(tmp_path / "store"), {}))
     repo.push()
     clone = tmp_path / "clone"
@@ -131,8 +141,8 @@ def test_plain_dvc_pull_works_in_a_clone(shared, tmp_path: Path) -> None:  # typ
 
 @pytest.mark.parametrize("remote_spec", REMOTE_KINDS, indirect=True)
 def test_git_checkout_of_a_version_tag_brings_its_weights(
-    shared, remote_spec: RemoteSpec, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    shared: Shared, remote_spec: RemoteSpec, tmp_path: Path
+) -> None:
     repo, bare, srcs = shared(remote_spec)
     repo.push()
     clone = tmp_path / "clone"
@@ -145,7 +155,9 @@ def test_git_checkout_of_a_version_tag_brings_its_weights(
     assert sha256(weights) == sha256(srcs[1] / "adapter_model.safetensors")
 
 
-def test_plain_git_push_uploads_weights_first(shared, make_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_git_push_uploads_weights_first(
+    shared: Shared, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     store = tmp_path / "store"
     repo, _bare, _srcs = shared(RemoteSpec("dir", str(store), {}))
     repo.push()
@@ -165,7 +177,7 @@ def test_plain_git_push_uploads_weights_first(shared, make_adapter, tmp_path: Pa
     assert "uploaded weights of shared@v0.0.3" in out.stderr
 
 
-def test_push_with_no_remote_says_how_to_add_one(registry: Repo, make_adapter) -> None:
+def test_push_with_no_remote_says_how_to_add_one(registry: Repo, make_adapter: MakeAdapter) -> None:
     v = registry.commit(make_adapter(), name="x")
     with pytest.raises(NoRemote, match="adaptergit remote add NAME URL --default"):
         registry.push()
@@ -175,7 +187,7 @@ def test_push_with_no_remote_says_how_to_add_one(registry: Repo, make_adapter) -
     assert r.returncode == 1 and "adaptergit remote add" in r.stderr
 
 
-def test_credentials_stay_out_of_git(registry: Repo, ssh_server) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_stay_out_of_git(registry: Repo, ssh_server: SSHServer) -> None:
     registry.remote_add(
         "s3store",
         "s3://bucket/path",
@@ -195,9 +207,9 @@ def test_credentials_stay_out_of_git(registry: Repo, ssh_server) -> None:  # typ
     assert git(registry.root, "status", "--porcelain") == ""
 
 
-def test_remote_down_during_push_publishes_nothing_then_recovers(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from .servers import SSHServer
-
+def test_remote_down_during_push_publishes_nothing_then_recovers(
+    shared: Shared, tmp_path: Path
+) -> None:
     server = SSHServer(tmp_path / "sshd").setup().start()
     server.trust(Path(os.environ["HOME"]))
     try:
@@ -226,7 +238,9 @@ def test_remote_down_during_push_publishes_nothing_then_recovers(shared, tmp_pat
         server.stop()
 
 
-def test_killed_push_converges_on_rerun(shared, make_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_killed_push_converges_on_rerun(
+    shared: Shared, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     store = tmp_path / "store"
     repo, bare, _srcs = shared(RemoteSpec("dir", str(store), {}))
     for seed in range(3, 8):
@@ -252,7 +266,7 @@ def test_killed_push_converges_on_rerun(shared, make_adapter, tmp_path: Path) ->
     assert dvc.returncode == 0, dvc.stderr
 
 
-def test_corrupt_cache_object_is_replaced_from_remote(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_cache_object_is_replaced_from_remote(shared: Shared, tmp_path: Path) -> None:
     repo, _bare, srcs = shared(RemoteSpec("dir", str(tmp_path / "store"), {}))
     repo.push()
     v1 = repo.resolve("shared@v0.0.1")
@@ -270,7 +284,9 @@ def test_corrupt_cache_object_is_replaced_from_remote(shared, tmp_path: Path) ->
     assert sha256(obj) == v1.manifest.weights.sha256  # the cache was repaired too
 
 
-def test_fetch_failure_names_versions(registry: Repo, make_adapter, tmp_path: Path) -> None:
+def test_fetch_failure_names_versions(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     v = registry.commit(make_adapter(), name="x")
     registry.remote_add("store", str(tmp_path / "empty-store"), default=True)
     assert v.manifest is not None
@@ -292,14 +308,14 @@ def _prepush(repo: Repo, stdin: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_pre_push_stdin_cases(shared, make_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pre_push_stdin_cases(shared: Shared, make_adapter: MakeAdapter, tmp_path: Path) -> None:
     store = tmp_path / "store"
     repo, _bare, _srcs = shared(RemoteSpec("dir", str(store), {}))
     zero = "0" * 40
     head = git(repo.root, "rev-parse", "HEAD").strip()
 
     def on_remote(ref: str) -> bool:
-        md5 = repo.resolve(ref).manifest.weights.md5  # type: ignore[union-attr]
+        md5 = repo.resolve(ref).manifest.weights.md5
         return (store / "files/md5" / md5[:2] / md5[2:]).exists()
 
     # deleted ref: nothing to upload
@@ -327,8 +343,8 @@ def test_pre_push_stdin_cases(shared, make_adapter, tmp_path: Path) -> None:  # 
 
 
 def test_git_remote_over_ssh_with_ssh_dvc_remote(
-    shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    shared: Shared, ssh_server: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Both halves over the same sshd: git by ssh:// URL, weights by dvc-ssh."""
     ssh_server.trust(Path(os.environ["HOME"]))
     monkeypatch.setenv("GIT_SSH_COMMAND", ssh_server.ssh_command)
@@ -348,7 +364,7 @@ def test_git_remote_over_ssh_with_ssh_dvc_remote(
 
 def test_failed_remote_add_leaves_config_as_it_was(
     registry: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     before = (registry.root / ".dvc/config").read_bytes()
     head = git(registry.root, "rev-parse", "HEAD")
     # git cannot commit without an identity: the remote must not stay half-added.
@@ -366,8 +382,8 @@ def test_failed_remote_add_leaves_config_as_it_was(
 
 
 def test_transfers_show_bytes_on_a_terminal(
-    shared, ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    shared: Shared, ssh_server: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     from adaptergit import cli
@@ -409,8 +425,8 @@ def _big_adapter(folder: Path, seed: int, mb: int = 4) -> Path:
 
 
 def test_connection_lost_mid_upload_publishes_nothing_then_recovers(
-    tmp_path: Path, ssh_server
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, ssh_server: SSHServer
+) -> None:
     """The SSH remote goes away part-way through the upload (a relay drops every connection)."""
     from .servers import TcpProxy
 
@@ -444,8 +460,8 @@ def test_connection_lost_mid_upload_publishes_nothing_then_recovers(
         assert r.returncode == 0, r.stderr
         assert set(git(bare, "tag", "-l").split()) == {"big@v0.0.1", "big@v0.0.2"}
         for ref in ("big@v0.0.1", "big@v0.0.2"):
-            md5 = repo.resolve(ref).manifest.weights.md5  # type: ignore[union-attr]
+            md5 = repo.resolve(ref).manifest.weights.md5
             obj = store / "files/md5" / md5[:2] / md5[2:]
-            assert sha256(obj) == repo.resolve(ref).manifest.weights.sha256  # type: ignore[union-attr]
+            assert sha256(obj) == repo.resolve(ref).manifest.weights.sha256
     finally:
         proxy.stop()

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,13 +24,8 @@ from adaptergit.errors import (
     WeightsMissing,
 )
 
-from .conftest import tiny_base_model, tiny_peft_model
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
+from .conftest import MakeAdapter, tiny_base_model, tiny_peft_model
+from .helpers import git
 
 
 def sha256(path: Path) -> str:
@@ -57,7 +53,7 @@ def test_init_inside_existing_repo_keeps_user_work(tmp_path: Path) -> None:
     assert "train.py" not in git(tmp_path, "show", "--name-only", "HEAD")
 
 
-def test_commit_writes_dvc_tracked_version(registry: Repo, make_adapter) -> None:
+def test_commit_writes_dvc_tracked_version(registry: Repo, make_adapter: MakeAdapter) -> None:
     src = make_adapter(seed=1)
     v = registry.commit(src, name="tiny", metrics={"eval_loss": 1.5}, message="first")
     assert v.version == "v0.0.1"
@@ -99,7 +95,7 @@ def test_commit_writes_dvc_tracked_version(registry: Repo, make_adapter) -> None
     assert "up to date" in out.lower() or out.strip() == ""
 
 
-def test_versions_bump_and_nothing_to_commit(registry: Repo, make_adapter) -> None:
+def test_versions_bump_and_nothing_to_commit(registry: Repo, make_adapter: MakeAdapter) -> None:
     a, b, c = make_adapter(seed=1), make_adapter(seed=2), make_adapter(seed=3)
     assert registry.commit(a, name="x").version == "v0.0.1"
     with pytest.raises(NothingToCommit, match=r"identical to x@v0\.0\.1"):
@@ -114,7 +110,7 @@ def test_versions_bump_and_nothing_to_commit(registry: Repo, make_adapter) -> No
     assert [x.version for x in registry.log("x")] == ["v2.0.0", "v0.1.0", "v0.0.1"]
 
 
-def test_commit_leaves_other_staged_work_alone(registry: Repo, make_adapter) -> None:
+def test_commit_leaves_other_staged_work_alone(registry: Repo, make_adapter: MakeAdapter) -> None:
     (registry.root / "notes.txt").write_text("wip\n")
     git(registry.root, "add", "notes.txt")
     v = registry.commit(make_adapter(), name="x")
@@ -139,7 +135,7 @@ def test_peft_round_trip_logits(registry: Repo, tmp_path: Path) -> None:
     inputs = torch.randint(0, 128, (2, 8))
     with torch.no_grad():
         v1_logits = model(inputs).logits
-    model.save_pretrained(tmp_path / "v1")
+    model.save_pretrained(str(tmp_path / "v1"))
     registry.commit(tmp_path / "v1", name="rt", metrics={"loss": 2.0})
 
     model.train()
@@ -150,7 +146,7 @@ def test_peft_round_trip_logits(registry: Repo, tmp_path: Path) -> None:
         opt.step()
         opt.zero_grad()
     model.eval()
-    model.save_pretrained(tmp_path / "v2")
+    model.save_pretrained(str(tmp_path / "v2"))
     v2 = registry.commit(tmp_path / "v2", name="rt", metrics={"loss": float(loss)})
 
     out = registry.checkout("rt@v0.0.1", to=tmp_path / "out")
@@ -172,14 +168,14 @@ def test_adapter_variants_round_trip(registry: Repo, tmp_path: Path, kind: str) 
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if kind == "bf16":
         kwargs["dtype"] = torch.bfloat16
     if kind == "modules_to_save":
         kwargs["modules_to_save"] = ["lm_head"]
     model = tiny_peft_model(seed=5, **kwargs)
     src = tmp_path / "src"
-    model.save_pretrained(src, safe_serialization=kind != "bin")
+    model.save_pretrained(str(src), safe_serialization=kind != "bin")
     if kind == "bin":
         assert (src / "adapter_model.bin").exists()
     v = registry.commit(src, name=f"var-{kind.replace('_', '-')}")
@@ -197,10 +193,10 @@ def test_adapter_variants_round_trip(registry: Repo, tmp_path: Path, kind: str) 
     if kind == "modules_to_save":
         assert any("lm_head" in k for k in saved)
 
-    def load(folder: Path):  # type: ignore[no-untyped-def]
+    def load(folder: Path) -> PeftModel:
         base = tiny_base_model()
         if kind == "bf16":
-            base = base.to(torch.bfloat16)
+            base = base.to(torch.bfloat16)  # type: ignore[arg-type]  # transformers: @wraps(Module.to) hides the bound signature
         return PeftModel.from_pretrained(base, folder).eval()
 
     # PEFT loads the checked-out folder exactly as it loads the original one.
@@ -209,7 +205,9 @@ def test_adapter_variants_round_trip(registry: Repo, tmp_path: Path, kind: str) 
         assert torch.equal(load(out)(inputs).logits, load(src)(inputs).logits)
 
 
-def test_clone_at_tag_holds_exactly_v1(registry: Repo, make_adapter, tmp_path: Path) -> None:
+def test_clone_at_tag_holds_exactly_v1(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     v1 = registry.commit(make_adapter(seed=1), name="c", metrics={"acc": 0.5})
     registry.commit(make_adapter(seed=2), name="c", metrics={"acc": 0.7})
     clone = tmp_path / "clone"
@@ -235,7 +233,7 @@ def test_clone_at_tag_holds_exactly_v1(registry: Repo, make_adapter, tmp_path: P
 
 
 def test_checkout_in_place_and_dirty_protection(
-    registry: Repo, make_adapter, tmp_path: Path
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
 ) -> None:
     a, b = make_adapter(seed=1), make_adapter(seed=2)
     registry.commit(a, name="p")
@@ -257,7 +255,9 @@ def test_checkout_in_place_and_dirty_protection(
     assert json.loads((folder / "metrics.json").read_text()) == {}
 
 
-def test_checkout_to_dir_touches_nothing_else(registry: Repo, make_adapter, tmp_path: Path) -> None:
+def test_checkout_to_dir_touches_nothing_else(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     registry.commit(make_adapter(seed=1), name="t")
     before = git(registry.root, "status", "--porcelain", "--ignored")
     out = registry.checkout("t", to=tmp_path / "dest")
@@ -274,7 +274,7 @@ def test_checkout_to_dir_touches_nothing_else(registry: Repo, make_adapter, tmp_
     registry.checkout("t", to=out, force=True)
 
 
-def test_refs_resolve(registry: Repo, make_adapter) -> None:
+def test_refs_resolve(registry: Repo, make_adapter: MakeAdapter) -> None:
     v1 = registry.commit(make_adapter(seed=1), name="r")
     v2 = registry.commit(make_adapter(seed=2), name="r")
     assert registry.resolve("r").version == v2.version
@@ -292,7 +292,9 @@ def test_refs_resolve(registry: Repo, make_adapter) -> None:
     assert shown.config is not None and shown.config["peft_type"] == "LORA"
 
 
-def test_missing_weights_in_cache(registry: Repo, make_adapter, tmp_path: Path) -> None:
+def test_missing_weights_in_cache(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     v = registry.commit(make_adapter(seed=1), name="m")
     assert v.manifest is not None
     shutil.rmtree(registry.root / ".dvc" / "cache")
@@ -301,7 +303,7 @@ def test_missing_weights_in_cache(registry: Repo, make_adapter, tmp_path: Path) 
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_plain_dvc_checkout_restores_weights(registry: Repo, make_adapter) -> None:
+def test_plain_dvc_checkout_restores_weights(registry: Repo, make_adapter: MakeAdapter) -> None:
     src = make_adapter(seed=3)
     registry.commit(src, name="d")
     weights = registry.root / "adapters/d/adapter_model.safetensors"
@@ -310,7 +312,7 @@ def test_plain_dvc_checkout_restores_weights(registry: Repo, make_adapter) -> No
     assert sha256(weights) == sha256(src / "adapter_model.safetensors")
 
 
-def test_gto_reads_versions(registry: Repo, make_adapter) -> None:
+def test_gto_reads_versions(registry: Repo, make_adapter: MakeAdapter) -> None:
     pytest.importorskip("gto")
     registry.commit(make_adapter(seed=1), name="g")
     registry.commit(make_adapter(seed=2), name="g")
@@ -337,7 +339,7 @@ def test_init_inside_another_work_tree_makes_its_own_repository(tmp_path: Path) 
 
 
 def test_commit_records_base_model_fingerprint(
-    registry: Repo, make_adapter, base_model_dir: Path
+    registry: Repo, make_adapter: MakeAdapter, base_model_dir: Path
 ) -> None:
     from adaptergit.fingerprint import fingerprint_model
 

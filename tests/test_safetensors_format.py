@@ -448,7 +448,7 @@ def test_mutated_header_fields_parse_or_are_refused(
     """Structural mutations reach the rules that random bytes seldom get past the JSON parser to."""
     doc = copy.deepcopy(VALID_DOC)
     for place, value in edits:
-        target = doc
+        target: object = doc
         for step in place[:-1]:
             target = target[step] if isinstance(target, dict) and step in target else None
         index = place[-1]

@@ -20,6 +20,8 @@ from adaptergit.gitrepo import TagInfo
 from adaptergit.index import current_stages
 from adaptergit.ops.stages import StageEvent
 
+from .conftest import MakeAdapter
+
 
 def tool(name: str) -> str:
     """The console script installed next to this Python (gto, dvc), else the one on PATH."""
@@ -43,7 +45,7 @@ def tag_message(cwd: Path, tag: str) -> str:
 
 
 @pytest.fixture
-def two_versions(registry: Repo, make_adapter) -> Repo:
+def two_versions(registry: Repo, make_adapter: MakeAdapter) -> Repo:
     registry.commit(make_adapter(seed=1), name="bot", metrics={"eval_loss": 2.0})
     registry.commit(make_adapter(seed=2), name="bot", metrics={"eval_loss": 1.0})
     return registry
@@ -52,7 +54,7 @@ def two_versions(registry: Repo, make_adapter) -> Repo:
 def gto_stages(root: Path, name: str) -> dict[str, str]:
     """Stage -> version as `gto show NAME --json` reports it."""
     data = json.loads(gto(root, "show", name, "--json"))
-    found = {}
+    found: dict[str, str] = {}
     for version in data:
         for stage in version.get("stages", []):
             found.setdefault(stage["stage"], version["version"])
