@@ -253,6 +253,14 @@ class DestinationNotEmpty(AdapterGitError):
         super().__init__(f"{self.path} exists and is not empty; use --force to overwrite it")
 
 
+class ManagedDestination(InvalidInput):
+    """``checkout --to`` names a folder adaptergit manages itself (``adapters/``, ``.git``, ``.dvc``)."""
+
+    def __init__(self, path: Path | str, what: str, advice: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"--to {self.path} is inside {what}, which adaptergit manages; {advice}")
+
+
 class WeightsMissing(AdapterGitError):
     def __init__(self, name: str, version: str, md5: str) -> None:
         self.name = name
@@ -275,6 +283,85 @@ class IntegrityError(AdapterGitError):
             f"{self.path}: sha256 {actual[:12]} does not match the recorded {expected[:12]}; "
             "the data is corrupt"
         )
+
+
+class ManifestMismatch(IntegrityError):
+    """Weights that match their DVC md5 but not the sha256 a manifest records: the manifest is
+    wrong (damaged, or written to mislead), the object is sound and is kept."""
+
+    def __init__(self, ref: str, md5: str, expected: str, actual: str) -> None:
+        AdapterGitError.__init__(
+            self,
+            f"{ref}: its manifest records sha256 {expected[:12]} for the weights with md5 "
+            f"{md5[:12]}, but they hash to {actual[:12]}; the manifest is wrong, so this version "
+            "is refused (the weights object, which other versions may share, is kept)",
+        )
+        self.path = Path(md5)
+        self.ref = ref
+        self.md5 = md5
+        self.expected = expected
+        self.actual = actual
+
+
+class CorruptObject(IntegrityError):
+    """A DVC cache or remote object whose bytes do not hash to its own name (md5)."""
+
+    def __init__(self, where: str, md5: str, refs: Iterable[str], action: str = "") -> None:
+        AdapterGitError.__init__(
+            self,
+            f"{where} object {md5[:12]} (weights of {_listing(sorted(set(refs)))}) is corrupt: "
+            f"its bytes do not match its md5{f'; {action}' if action else ''}",
+        )
+        self.path = Path(md5)
+        self.md5 = md5
+        self.refs = sorted(set(refs))
+        self.expected = md5
+        self.actual = ""
+
+
+# --- the trust boundary and the filesystem ----------------------------------------------------
+
+
+class UnsafePath(InvalidInput):
+    """A path adaptergit would read or write goes through a symbolic link (or is no regular file):
+    a registry someone else made may point it anywhere, so it is refused, never followed."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}; adaptergit does not follow it")
+
+
+class UntrustedConfig(InvalidConfig):
+    """A committed configuration (``.dvc/config``) that points adaptergit outside the repository,
+    which only the user's own local or global configuration may do."""
+
+    def __init__(self, path: Path | str, key: str, value: str, advice: str) -> None:
+        self.value = value
+        InvalidConfig.__init__(
+            self,
+            path,
+            f"sets {key} to {value}, outside the repository; a committed config cannot choose "
+            f"that (a clone could point it at another project's data). {advice}",
+        )
+        self.key = key
+
+
+class FileSystemError(AdapterGitError):
+    """Reading or writing a file failed (disk full, permissions, I/O); names the path."""
+
+    def __init__(self, path: Path | str, error: OSError, action: str = "write") -> None:
+        import errno as errno_mod
+
+        self.path = Path(path)
+        self.errno = error.errno
+        self.action = action
+        reason = error.strerror or str(error) or type(error).__name__
+        if error.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT):
+            text = f"cannot {action} {self.path}: the disk is full ({reason})"
+        else:
+            text = f"cannot {action} {self.path}: {reason}"
+        super().__init__(text)
 
 
 class GitError(AdapterGitError):

@@ -1,17 +1,170 @@
-"""Durable file writes and the repository lock: nothing half-written, one writer at a time."""
+"""Durable file writes, safe paths and the repository lock: nothing half-written, nothing
+followed out of the work tree, one writer at a time.
+
+A registry someone else made is untrusted: ``git clone`` can put a symbolic link where adaptergit
+expects ``adapters/NAME`` or ``dvc.yaml``, or a FIFO where it expects a file. `safe_path` refuses
+any link on the way to a path it manages, `read_file` reads only regular files (bounded, never
+following a link, never blocking on a FIFO) and `open_regular` opens one for a long read.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import io
 import os
-import tempfile
+import signal
+import stat
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from adaptergit.errors import RepositoryBusy
+from adaptergit.errors import FileSystemError, InvalidInput, RepositoryBusy, UnsafePath
+
+# Errors that only writing can cause: reported as FileSystemError naming the file written.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+# --- fault injection (the crash-point tests) -------------------------------------------------
+
+CRASH_ENV = "ADAPTERGIT_CRASH_AT"
+CRASH_LOG_ENV = "ADAPTERGIT_CRASH_LOG"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(step: str) -> None:
+    """A named step of a write at which the crash-point tests kill the process.
+
+    With ``ADAPTERGIT_CRASH_LOG=FILE`` every step passed is appended to FILE as ``STEP#N`` (its
+    N-th occurrence in this process); with ``ADAPTERGIT_CRASH_AT=STEP#N`` (or ``STEP``, the
+    first) the process sends itself SIGKILL there, as a power cut or ``kill -9`` would. Costs two
+    environment look-ups when neither is set.
+    """
+    log, at = os.environ.get(CRASH_LOG_ENV), os.environ.get(CRASH_ENV)
+    if not log and not at:
+        return
+    count = _crash_counts[step] = _crash_counts.get(step, 0) + 1
+    here = f"{step}#{count}"
+    if log:
+        with open(log, "a") as stream:
+            stream.write(here + "\n")
+    if at and at in (here, step if count == 1 else None):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- paths a registry can booby-trap ---------------------------------------------------------
+
+
+def safe_path(root: Path, rel: str | PurePosixPath) -> Path:
+    """``root/rel``, refused if `rel` leaves `root` or any part of it below `root` is a symlink.
+
+    `rel` is a POSIX path relative to the work tree (``adapters/bot/manifest.json``). Parts that
+    do not exist yet are fine (they will be created as real directories and files).
+
+    Raises:
+        UnsafePath: a part of `rel` is a symbolic link (or `rel` is absolute or holds ``..``).
+    """
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+        raise UnsafePath(str(rel), "is not a path inside the work tree")
+    current = root
+    for i, part in enumerate(parts):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break
+        except OSError as exc:
+            raise FileSystemError(current, exc, "read") from None
+        if stat.S_ISLNK(mode):
+            where = "/".join(parts[: i + 1])
+            raise UnsafePath(where, f"is a symbolic link (to {_link_target(current)})")
+    return root.joinpath(*parts)
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def open_regular(
+    path: Path, *, display: Path | str | None = None, follow: bool = False
+) -> io.BufferedReader:
+    """Open a regular file for reading, without following a final symlink or blocking on a FIFO.
+
+    `follow` allows a final symlink (to a regular file): for files the user placed, such as
+    weights DVC checked out as a link into its cache.
+
+    Raises:
+        FileNotFoundError: it does not exist.
+        UnsafePath: it is a symbolic link, a FIFO, a device or a directory.
+        FileSystemError: it cannot be opened.
+    """
+    name = display if display is not None else path
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(name, f"is a symbolic link (to {_link_target(path)})") from None
+        raise FileSystemError(name, exc, "read") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(name, f"is not a regular file ({_kind(st.st_mode)})")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        stream: io.BufferedReader = os.fdopen(fd, "rb")
+        return stream
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
+
+
+def read_file(path: Path, max_bytes: int, *, display: Path | str | None = None) -> bytes | None:
+    """The bytes of a regular file of at most `max_bytes`, or None when it does not exist.
+
+    Never follows a final symlink and never blocks on a FIFO (check the parents with
+    `safe_path`).
+
+    Raises:
+        UnsafePath: it is a symbolic link or not a regular file.
+        InvalidInput: it is larger than `max_bytes`.
+        FileSystemError: it cannot be read.
+    """
+    name = display if display is not None else path
+    try:
+        stream = open_regular(path, display=name)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with stream:
+        try:
+            data = stream.read(max_bytes + 1)
+        except OSError as exc:
+            raise FileSystemError(name, exc, "read") from None
+    if len(data) > max_bytes:
+        raise InvalidInput(f"{name}: larger than {max_bytes} bytes, which no such file is")
+    return data
+
+
+def read_in_tree(root: Path, rel: str, max_bytes: int) -> bytes | None:
+    """`read_file` of ``root/rel`` after `safe_path`: no link anywhere on the way."""
+    return read_file(safe_path(root, rel), max_bytes, display=rel)
 
 
 def fsync_dir(path: Path) -> None:
@@ -29,11 +182,30 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: int = 0o644) -> Iterator[tuple[Path, int]]:
-    """Yield (temp path, fd) in `path`'s directory; on success fsync and rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+def atomic_output(
+    path: Path, mode: int = 0o644, *, tmp_name: str | None = None
+) -> Iterator[tuple[Path, int]]:
+    """Yield (temp path, fd) in `path`'s directory; on success fsync and rename over `path`.
+
+    `tmp_name` names the temporary file (a journal knows it, so recovery can remove it after a
+    kill); by default a random hidden name. A full disk, a read-only filesystem or a quota while
+    writing raises `FileSystemError` naming `path`.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if tmp_name is None:
+            import tempfile  # not on the hooks' start-up path
+
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            tmp = Path(name)
+        else:
+            tmp = path.parent / tmp_name
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # left by this same journal before a kill
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o600)
+    except OSError as exc:
+        raise FileSystemError(path, exc) from None
     try:
         yield tmp, fd
         os.fsync(fd)
@@ -42,26 +214,33 @@ def atomic_output(path: Path, mode: int = 0o644) -> Iterator[tuple[Path, int]]:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise FileSystemError(path, exc) from None
         raise
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o644, *, tmp_name: str | None = None
+) -> None:
     """Write `data` to `path` so that readers see either the old or the whole new file."""
-    with atomic_output(path, mode) as (_tmp, fd):
+    with atomic_output(path, mode, tmp_name=tmp_name) as (_tmp, fd):
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
 
 
-def copy_file(src: Path, dst: Path, mode: int = 0o644) -> None:
-    """Copy src to dst atomically, letting the kernel move the bytes (reflink, else sendfile)."""
-    with atomic_output(dst, mode) as (_tmp, fd), open(src, "rb") as fin:
+def copy_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None = None) -> None:
+    """Copy src to dst atomically, letting the kernel move the bytes (reflink, else sendfile).
+
+    `src` must be a regular file (a FIFO or a symlink is refused, see `open_regular`).
+    """
+    with open_regular(src) as fin, atomic_output(dst, mode, tmp_name=tmp_name) as (_tmp, fd):
         try:
             fcntl.ioctl(fd, _FICLONE, fin.fileno())
         except OSError:

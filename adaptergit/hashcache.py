@@ -344,18 +344,50 @@ def sha256_of(
             _meter = _Meter(os.stat(path).st_size, progress)
         except OSError:
             return None
+    from adaptergit.errors import AdapterGitError
+    from adaptergit.fsutil import open_regular
+
     digest = hashlib.sha256()
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, follow=True) as f:  # a FIFO would block for ever
             while n := f.readinto(buf):
                 digest.update(view[:n])
                 if _meter is not None:
                     _meter.add(n)
-    except OSError:
+    except (OSError, AdapterGitError):
         return None
     return digest.hexdigest()
+
+
+def md5_sha256_of(path: Path) -> tuple[str, str] | None:
+    """(md5, sha256) of a regular file's bytes in one read (md5 on a second thread, since
+    hashlib releases the GIL); None if it cannot be read, is a symlink or is no regular file.
+
+    md5 is DVC's object id, sha256 what a manifest records: checking both tells a damaged
+    object (md5 differs) from a manifest that is wrong about a sound one (only sha256 differs).
+    """
+    import hashlib
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from adaptergit.errors import AdapterGitError
+    from adaptergit.fsutil import open_regular
+
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    try:
+        with open_regular(path) as f, ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future[None] | None = None
+            while chunk := f.read(_CHUNK):
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(md5.update, chunk)
+                sha.update(chunk)
+            if pending is not None:
+                pending.result()
+    except (OSError, AdapterGitError):
+        return None
+    return md5.hexdigest(), sha.hexdigest()
 
 
 def sha256_files(paths: Sequence[Path], progress: Progress | None = None) -> list[str | None]:
