@@ -18,15 +18,19 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 
 from adaptergit import peftkeys, strictjson
+from adaptergit.config import DEFAULT_REGEX_TIMEOUT, Limits
 from adaptergit.errors import (
+    AdapterGitError,
     InvalidAdapter,
     InvalidConfig,
     InvalidSafetensors,
     MissingDependency,
     UnsafePickle,
 )
+from adaptergit.fsutil import open_regular
 from adaptergit.layout import CONFIG_FILE, PICKLE_FILE, WEIGHTS_FILE
 from adaptergit.manifest import TensorRecord
+from adaptergit.patterns import BoundedPattern, PatternError, PatternTimeout
 from adaptergit.safetensors_format import (
     Header,
     TensorSpec,
@@ -108,6 +112,9 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
             f"and {WEIGHTS_FILE}",
         )
     config_path = directory / CONFIG_FILE
+    for path in (config_path, directory / WEIGHTS_FILE, directory / PICKLE_FILE):
+        if os.path.lexists(path) and not (path.is_file() or path.is_dir()):  # a FIFO blocks
+            raise InvalidAdapter(directory, f"{path.name} is not a regular file")
     if not config_path.is_file():
         raise InvalidAdapter(
             directory, f"{CONFIG_FILE} not found; the directory holds {_contents(directory)}"
@@ -148,12 +155,14 @@ def load_adapter_config(path: Path) -> tuple[dict[str, Any], bytes]:
     """Read adapter_config.json: a UTF-8 JSON object without duplicate keys, with a peft_type."""
     path = Path(path)
     try:
-        with open(path, "rb") as stream:
+        with open_regular(path, follow=True) as stream:  # never blocks on a FIFO
             raw = stream.read(MAX_CONFIG_SIZE + 1)
     except FileNotFoundError:
         raise InvalidConfig(path, "file not found") from None
     except OSError as exc:
         raise InvalidConfig(path, f"cannot read the file: {exc.strerror or exc}") from None
+    except AdapterGitError as exc:
+        raise InvalidConfig(path, str(exc)) from None
     try:
         doc = strictjson.loads(raw, str(path), max_bytes=MAX_CONFIG_SIZE)
     except strictjson.JsonError as exc:
@@ -184,11 +193,17 @@ def _json_kind(value: object) -> str:
 
 
 def scan_weights(
-    path: Path, *, config: dict[str, Any] | None = None, copy_to: BinaryIO | None = None
+    path: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    copy_to: BinaryIO | None = None,
+    regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
 ) -> WeightsScan:
     """Validate a safetensors file and hash it, reading its bytes once (and copying them if asked).
 
     On error `copy_to` may have received part of the file; the caller throws that copy away.
+    `regex_timeout` bounds, in seconds, the matching of a ``target_modules`` regular expression
+    from `config` against the tensors' modules (the check is skipped with a warning past it).
     """
     path = Path(path)
     try:
@@ -222,7 +237,7 @@ def scan_weights(
         TensorRecord(name=s.name, dtype=s.dtype, shape=s.shape, blake3=digests[s.name])
         for s in by_name
     )
-    notes = () if config is None else tuple(_config_warnings(config, header, peaks))
+    notes = () if config is None else tuple(_config_warnings(config, header, peaks, regex_timeout))
     return WeightsScan(
         size=size,
         sha256=sha256,
@@ -366,7 +381,10 @@ def _listing(items: list[str], limit: int) -> str:
 
 
 def _config_warnings(
-    config: dict[str, Any], header: Header, peaks: dict[str, _Peak]
+    config: dict[str, Any],
+    header: Header,
+    peaks: dict[str, _Peak],
+    regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
 ) -> Iterator[str]:
     peft_type = config.get("peft_type")
     peft_type = peft_type.upper() if isinstance(peft_type, str) else ""
@@ -378,15 +396,24 @@ def _config_warnings(
             yield UNTRAINED_LORA_WARNING
     layer_prefix = peftkeys.layer_prefix(peft_type)
     if layer_prefix is not None:
-        warning = _target_modules_warning(config, [s.name for s in header.tensors], layer_prefix)
+        warning = _target_modules_warning(
+            config, [s.name for s in header.tensors], layer_prefix, regex_timeout
+        )
         if warning:
             yield warning
 
 
 def _target_modules_warning(
-    config: dict[str, Any], names: list[str], layer_prefix: str
+    config: dict[str, Any],
+    names: list[str],
+    layer_prefix: str,
+    regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
 ) -> str | None:
-    """Name the adapter-layer modules that match none of target_modules, matched as PEFT does."""
+    """Name the adapter-layer modules that match none of target_modules, matched as PEFT does.
+
+    A regular expression is matched within `regex_timeout` seconds in all (`patterns`): an
+    adapter from anywhere may hold one that backtracks for ever.
+    """
     targets = config.get("target_modules")
     if not targets or config.get("target_parameters"):
         return None  # nothing to compare with, or layers placed by parameter name instead
@@ -395,10 +422,10 @@ def _target_modules_warning(
         if targets == "all-linear":
             return None  # resolved against the base model, which is not here
         try:
-            pattern = re.compile(targets)
-        except re.error as exc:
+            pattern = BoundedPattern(targets, regex_timeout)
+        except PatternError as exc:
             return f"target_modules {targets!r} is not a valid regular expression ({exc})"
-        matches = lambda module: pattern.fullmatch(module) is not None  # noqa: E731
+        matches = pattern.fullmatch
     elif isinstance(targets, list) and all(isinstance(t, str) for t in targets):
         suffixes = tuple("." + t for t in targets)
         exact = frozenset(targets)
@@ -416,7 +443,15 @@ def _target_modules_warning(
         module = key.model_module
         if any(f".{m}." in f".{module}." for m in saved):
             continue
-        if not matches(module):
+        try:
+            matched = matches(module)
+        except PatternTimeout:
+            return (
+                f"target_modules {targets!r} took more than {regex_timeout:g} s to match the "
+                "adapter's modules (a regular expression that backtracks); they were not checked, "
+                "and PEFT may hang on it too (limits.regex_timeout in .adaptergit.toml)"
+            )
+        if not matched:
             strays[module] = strays.get(module, 0) + 1
     if not strays:
         return None
@@ -434,8 +469,17 @@ def _plural(count: int, noun: str) -> str:
 # --- converting a pickle ------------------------------------------------------------------------
 
 
-def convert_pickle(bin_path: Path, dst: Path) -> None:
-    """Turn adapter_model.bin into safetensors at `dst` without executing code from the pickle."""
+def convert_pickle(bin_path: Path, dst: Path, limits: Limits | None = None) -> None:
+    """Turn adapter_model.bin into safetensors at `dst` without executing code from the pickle.
+
+    Tensors are bounded before anything is materialised: none may be a view whose elements
+    overlap in memory (a stride-0 "expanded" tensor of a few bytes would be written out at its
+    full size), nor exceed `limits` (elements per tensor, bytes in all).
+
+    Raises:
+        UnsafePickle: the pickle wants to run code or build other objects.
+        InvalidAdapter: anything else wrong with it, or a limit exceeded.
+    """
     bin_path, dst = Path(bin_path), Path(dst)
     try:
         import torch
@@ -446,7 +490,7 @@ def convert_pickle(bin_path: Path, dst: Path) -> None:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    tensors = _load_pickle(torch, bin_path)
+    tensors = _load_pickle(torch, bin_path, limits or Limits())
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -476,7 +520,7 @@ def convert_pickle(bin_path: Path, dst: Path) -> None:
     _fsync_directory(dst.parent)
 
 
-def _load_pickle(torch: Any, bin_path: Path) -> dict[str, Any]:
+def _load_pickle(torch: Any, bin_path: Path, limits: Limits) -> dict[str, Any]:
     """Load with the weights-only unpickler, as a flat str -> Tensor mapping ready to save."""
     import pickle
 
@@ -505,6 +549,7 @@ def _load_pickle(torch: Any, bin_path: Path) -> dict[str, Any]:
             f"expected a mapping of tensor names to tensors, found {type(loaded).__name__}",
         )
     storages: dict[int, list[str]] = {}
+    total = 0
     for name, value in loaded.items():
         if not isinstance(name, str):
             raise InvalidAdapter(bin_path, f"tensor names must be strings, found {name!r}")
@@ -516,8 +561,15 @@ def _load_pickle(torch: Any, bin_path: Path) -> dict[str, Any]:
             )
         if value.layout != torch.strided or value.is_quantized:
             raise InvalidAdapter(bin_path, f"tensor {name!r} is sparse or quantized")
+        total += _bounded_size(bin_path, name, value, limits)
         if value.numel():
             storages.setdefault(value.untyped_storage().data_ptr(), []).append(name)
+    if total > limits.max_pickle_bytes:
+        raise InvalidAdapter(
+            bin_path,
+            f"its tensors take {total} bytes once converted, more than limits.max_pickle_bytes "
+            f"({limits.max_pickle_bytes}) in .adaptergit.toml",
+        )
     shared = {name for names in storages.values() if len(names) > 1 for name in names}
     tensors: dict[str, Any] = {}
     for name, value in loaded.items():
@@ -527,6 +579,28 @@ def _load_pickle(torch: Any, bin_path: Path) -> dict[str, Any]:
             value = value.clone(memory_format=torch.contiguous_format)
         tensors[name] = value
     return tensors
+
+
+def _bounded_size(bin_path: Path, name: str, value: Any, limits: Limits) -> int:
+    """The bytes `value` takes once converted, refused past `limits` or when its elements
+    overlap in memory (an expanded view: more elements than its storage holds)."""
+    numel = int(value.numel())
+    if numel > limits.max_tensor_elements:
+        raise InvalidAdapter(
+            bin_path,
+            f"tensor {name!r} has {numel} elements, more than limits.max_tensor_elements "
+            f"({limits.max_tensor_elements}) in .adaptergit.toml",
+        )
+    size = numel * int(value.element_size())
+    stored = int(value.untyped_storage().nbytes()) if numel else 0
+    if size > stored:
+        raise InvalidAdapter(
+            bin_path,
+            f"tensor {name!r} (shape {list(value.shape)}) is an expanded view: {numel} elements "
+            f"backed by {stored} bytes of storage, which converting would write out in full "
+            f"({size} bytes); save the tensor itself (.contiguous()) instead",
+        )
+    return size
 
 
 def _unpickler_reason(message: str) -> str:

@@ -309,25 +309,45 @@ def lora_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> fl
     rank_pattern and alpha_pattern are matched as PEFT matches them (a key matches a module whose
     name ends with it after a dot); `rank` (from the tensor shapes) stands in for a missing r.
     """
+    from adaptergit.config import DEFAULT_REGEX_TIMEOUT
+    from adaptergit.errors import InvalidConfig
+    from adaptergit.patterns import BoundedPattern, PatternError, PatternTimeout
+
     config = config or {}
     r = config.get("r") or rank
     alpha = config.get("lora_alpha", r)
     for pattern_key, value_key in (("rank_pattern", "r"), ("alpha_pattern", "alpha")):
         patterns = config.get(pattern_key) or {}
+        if not isinstance(patterns, dict):
+            continue
         for key, value in patterns.items():
+            # Keys come from a config anyone may have written: matched in bounded time.
             try:
-                matched = re.match(rf"(.*\.)?({key})$", peftkeys.model_name(module))
-            except re.error:
+                matched = BoundedPattern(rf"(.*\.)?({key})$", DEFAULT_REGEX_TIMEOUT).match(
+                    peftkeys.model_name(module)
+                )
+            except PatternError:
                 matched = None
+            except PatternTimeout:
+                raise InvalidConfig(
+                    "adapter_config.json",
+                    f"{pattern_key} key {key!r} takes too long to match (a regular expression "
+                    "that backtracks)",
+                    key=pattern_key,
+                ) from None
             if matched:
                 if value_key == "r":
                     r = value
                 else:
                     alpha = value
                 break
-    if not r:
+    if not _number(r) or not _number(alpha) or r <= 0:
         return 1.0
     return float(alpha) / (math.sqrt(r) if config.get("use_rslora") else float(r))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _lora_side(name: str) -> tuple[str, str] | None:
