@@ -13,19 +13,36 @@ import contextlib
 import io
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from adaptergit.errors import DvcError
-from adaptergit.fsutil import copy_file, fsync_dir
-from adaptergit.hashcache import Progress
+from adaptergit import txn
+from adaptergit.errors import (
+    AdapterGitError,
+    DvcError,
+    FileSystemError,
+    UnsafePath,
+    UntrustedConfig,
+)
+from adaptergit.fsutil import (
+    WRITE_ERRNOS,
+    copy_file,
+    crash_point,
+    fsync_dir,
+    read_file,
+    safe_path,
+)
+from adaptergit.hashcache import Progress, md5_sha256_of
 
 DVC_DIR = ".dvc"
 CACHE_MODE = 0o444
-TEMP_PREFIX = ".adaptergit-"
+# A DVC config or a .dvc pointer file larger than this is not one.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_POINTER_BYTES = 64 * 1024
+# Paths under .dvc/ that belong to each clone: a registry that commits them is refused.
+LOCAL_ONLY = (f"{DVC_DIR}/config.local", f"{DVC_DIR}/cache", f"{DVC_DIR}/tmp")
 
 
 _NAMED_SECTION = re.compile(r'^\s*(\w+)\s+"(.*)"\s*$')
@@ -73,21 +90,69 @@ class Pointer:
 
     @classmethod
     def parse(cls, raw: bytes | str, source: str = ".dvc file") -> Pointer:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        md5 = re.search(r"^\s*-?\s*md5:\s*([0-9a-f]{32})\s*$", text, re.M)
-        size = re.search(r"^\s*-?\s*size:\s*(\d+)\s*$", text, re.M)
-        path = re.search(r"^\s*-?\s*path:\s*(.+?)\s*$", text, re.M)
-        if not (md5 and path):
+        """Read the first output of a ``.dvc`` file: its md5, size (-1 if absent) and path.
+
+        Strict and bounded, since pointers arrive with ``git clone``: at most 64 KB of UTF-8,
+        read line by line (no backtracking), the md5 32 lower-case hex digits, the size at most
+        20 digits.
+
+        Raises:
+            DvcError: anything else, naming `source`.
+        """
+        if len(raw) > MAX_POINTER_BYTES:
+            raise DvcError("pointer", f"{source}: larger than {MAX_POINTER_BYTES} bytes")
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DvcError("pointer", f"{source}: not UTF-8 text") from None
+        else:
+            text = raw
+        found: dict[str, str] = {}
+        for line in text.splitlines():
+            item = line.strip()
+            if item.startswith("-"):
+                item = item[1:].lstrip()
+            key, sep, value = item.partition(":")
+            key, value = key.strip(), value.strip()
+            if sep and key in ("md5", "size", "path") and key not in found:
+                found[key] = value
+        md5, path, size = found.get("md5", ""), found.get("path", ""), found.get("size")
+        if md5.startswith(("'", '"')) and md5[-1:] == md5[:1]:
+            md5 = md5[1:-1]
+        if not (_MD5.fullmatch(md5) and path):
             raise DvcError("pointer", f"{source}: no md5 and path in it")
-        return cls(md5=md5[1], size=int(size[1]) if size else -1, path=path[1].strip("'\""))
+        if size is not None and not (size.isascii() and size.isdigit() and len(size) <= 20):
+            raise DvcError("pointer", f"{source}: size {size[:40]!r} is not a number of bytes")
+        return cls(md5=md5, size=int(size) if size else -1, path=path.strip("'\""))
+
+
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class DvcRepo:
-    """DVC's view of a repository: where its cache is, and how a file is tracked."""
+    """DVC's view of a repository: where its cache is, and how a file is tracked.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: the work tree.
+        state_dir: adaptergit's state directory, where the journals of temporary files live
+            (required to write into the cache).
+        tracked: which of some paths git tracks (`GitRepo.tracked`): a registry that commits
+            DVC's local config, cache or scratch folder is refused.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        state_dir: Path | None = None,
+        tracked: Callable[[Sequence[str]], list[str]] | None = None,
+    ) -> None:
         self.root = root
         self.dvc_dir = root / DVC_DIR
+        self.state_dir = state_dir
+        self._tracked = tracked
+        self._cache_dir: Path | None = None
 
     @property
     def initialized(self) -> bool:
@@ -97,6 +162,7 @@ class DvcRepo:
         """Run ``dvc init`` unless it was done; return the paths it created for git."""
         if self.initialized:
             return []
+        self._cache_dir = None
         try:
             import logging
 
@@ -114,30 +180,103 @@ class DvcRepo:
             raise DvcError("init", str(exc)) from exc
         return [f"{DVC_DIR}/config", f"{DVC_DIR}/.gitignore", ".dvcignore"]
 
-    # --- the cache ----------------------------------------------------------------------------
-
-    @property
-    def cache_dir(self) -> Path:
-        configured = self._config_value("cache", "dir")
-        if configured:
-            path = Path(os.path.expanduser(configured))
-            return path if path.is_absolute() else (self.dvc_dir / path).resolve()
-        return self.dvc_dir / "cache"
+    # --- configuration, and what a clone may not decide ---------------------------------------
 
     def config(self) -> dict[str, dict[str, str]]:
         """The repository's DVC config (.dvc/config, then config.local), as section -> options."""
         merged: dict[str, dict[str, str]] = {}
-        for name in ("config", "config.local"):
-            try:
-                text = (self.dvc_dir / name).read_text()
-            except OSError:
-                continue
-            for section, options in parse_config(text, f"{DVC_DIR}/{name}").items():
+        for level in ("repo", "local"):
+            for section, options in self._level(level).items():
                 merged.setdefault(section, {}).update(options)
         return merged
 
-    def _config_value(self, section: str, key: str) -> str | None:
-        return self.config().get(section, {}).get(key)
+    def _level(self, level: str) -> dict[str, dict[str, str]]:
+        """One level of DVC's config: ``repo`` (.dvc/config), ``local``, ``global``, ``system``."""
+        if level in ("repo", "local"):
+            name = "config" if level == "repo" else "config.local"
+            rel = f"{DVC_DIR}/{name}"
+            raw = read_file(safe_path(self.root, rel), MAX_CONFIG_BYTES, display=rel)
+        else:
+            from dvc import dirs  # only when a committed config points outside the repository
+
+            folder = dirs.global_config_dir() if level == "global" else dirs.system_config_dir()
+            rel = str(Path(folder) / "config")
+            try:
+                raw = read_file(Path(rel), MAX_CONFIG_BYTES)
+            except AdapterGitError:
+                return {}
+        if raw is None:
+            return {}
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DvcError("config", f"{rel}: not UTF-8 text") from None
+        return parse_config(text, rel)
+
+    def _check_local_only(self) -> None:
+        """Refuse a registry that commits DVC's local config, cache or scratch folder."""
+        if self._tracked is None:
+            return
+        found = self._tracked(list(LOCAL_ONLY))
+        if found:
+            raise UnsafePath(
+                found[0],
+                "is tracked by git, but belongs to each clone (a registry must not supply DVC's "
+                "local config, cache or scratch files); remove it with `git rm --cached`",
+            )
+
+    def _user_value(self, section: str, key: str) -> str | None:
+        """`key` as the user set it in DVC's global or system config (relative to it), if any."""
+        from dvc import dirs
+
+        for level, folder in (
+            ("global", dirs.global_config_dir()),
+            ("system", dirs.system_config_dir()),
+        ):
+            value = self._level(level).get(section, {}).get(key)
+            if value:
+                return _resolve(value, Path(folder))
+        return None
+
+    def trusted_dir(self, section: str, key: str, default: Path | None) -> Path | None:
+        """The directory DVC's `section`.`key` names, honoured the way DVC's advisories argue.
+
+        Set in ``.dvc/config.local`` (the user's, for this clone) or in the global or system
+        config: used as it is. Set in the committed ``.dvc/config``: used only inside the
+        repository, or when the user's own config names the same directory.
+
+        Raises:
+            UntrustedConfig: the committed config names a directory outside the repository.
+            UnsafePath: DVC's local config or cache is tracked by git.
+        """
+        self._check_local_only()
+        local = self._level("local").get(section, {}).get(key)
+        if local:
+            return Path(_resolve(local, self.dvc_dir))
+        committed = self._level("repo").get(section, {}).get(key)
+        if committed:
+            path = _resolve(committed, self.dvc_dir)
+            if _inside(path, self.root) or self._user_value(section, key) == path:
+                return Path(path)
+            raise UntrustedConfig(
+                f"{DVC_DIR}/config",
+                f"{section}.{key}",
+                committed,
+                f"If you mean it, set it for this clone: `dvc config --local {section}.{key} "
+                f"{committed}`",
+            )
+        return default
+
+    # --- the cache ----------------------------------------------------------------------------
+
+    @property
+    def cache_dir(self) -> Path:
+        """The DVC cache: ``.dvc/cache`` unless DVC's config (trusted, see `trusted_dir`) moves it."""
+        if self._cache_dir is None:
+            found = self.trusted_dir("cache", "dir", self.dvc_dir / "cache")
+            assert found is not None
+            self._cache_dir = found
+        return self._cache_dir
 
     def cache_path(self, md5: str) -> Path:
         return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
@@ -145,32 +284,63 @@ class DvcRepo:
     def in_cache(self, md5: str) -> bool:
         return self.cache_path(md5).is_file()
 
+    def journal_dir(self) -> Path:
+        """Where the journals of temporary files go (adaptergit's state directory)."""
+        if self.state_dir is None:
+            raise DvcError("cache", "no state directory to journal temporary files in")
+        return self.state_dir
+
     @contextlib.contextmanager
     def new_cache_object(self) -> Iterator[NewObject]:
-        """A temporary file in the cache to stream weights into; `commit(md5)` files it."""
+        """A temporary file in the cache to stream weights into; `commit(md5)` files it.
+
+        The temporary is journaled first (`adaptergit.txn.OwnedTemps`): if this process is
+        killed, the next command removes it, and nothing else in a shared cache is touched.
+        """
         base = self.cache_dir / "files" / "md5"
-        base.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=base)
-        obj = NewObject(self, Path(name), os.fdopen(fd, "wb"))
-        try:
-            yield obj
-        finally:
-            obj.discard()
+        with txn.owned_temps(self.journal_dir()) as temps:
+            tmp = temps.add(base / temps.name("object-"))
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise FileSystemError(base, exc) from None
+            obj = NewObject(self, tmp, os.fdopen(fd, "wb"))
+            try:
+                yield obj
+            finally:
+                obj.discard()
 
     def drop(self, md5: str) -> None:
-        """Delete a (damaged) cache object."""
+        """Delete a cache object that a remote is known to hold (``keep_last``)."""
         with contextlib.suppress(FileNotFoundError):
             self.cache_path(md5).unlink()
 
-    def remove_stale_temporaries(self) -> None:
-        """Delete half-written objects of a killed command; call it holding the repository lock."""
-        for tmp in (self.cache_dir / "files" / "md5").glob(f"{TEMP_PREFIX}*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+    def quarantine(self, md5: str) -> Path | None:
+        """Move a damaged cache object out of DVC's way (never delete it); return where it went.
 
-    def place(self, md5: str, dst: Path) -> None:
+        It goes to ``.git/adaptergit/quarantine`` when on the same filesystem, else beside
+        itself under a hidden name; a later fetch can then bring a good copy.
+        """
+        src = self.cache_path(md5)
+        if not src.exists():
+            return None
+        candidates = []
+        if self.state_dir is not None:
+            candidates.append(self.state_dir / "quarantine" / f"{md5}-{os.getpid()}")
+        candidates.append(src.with_name(f".{src.name}.corrupt-{os.getpid()}"))
+        for dst in candidates:
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                return dst
+            except OSError:
+                continue
+        return None
+
+    def place(self, md5: str, dst: Path, *, tmp_name: str | None = None) -> None:
         """Copy a cache object to `dst` (what ``dvc checkout`` does with the default copy link)."""
-        copy_file(self.cache_path(md5), dst)
+        copy_file(self.cache_path(md5), dst, tmp_name=tmp_name)
 
     @staticmethod
     def gitignore_entry(filename: str) -> str:
@@ -215,12 +385,25 @@ class DvcRepo:
         try:
             import json
 
-            listing = json.loads(self.cache_path(oid).read_bytes())
-        except (OSError, ValueError):
+            raw = read_file(self.cache_path(oid), 1 << 30)
+            listing = json.loads(raw) if raw is not None else None
+        except (AdapterGitError, OSError, ValueError, RecursionError):
             return set()
         if not isinstance(listing, list):
             return set()
         return {e["md5"] for e in listing if isinstance(e, dict) and isinstance(e.get("md5"), str)}
+
+
+def _resolve(value: str, base: Path) -> str:
+    """A directory named in a DVC config: ``~`` expanded, relative to the config's folder."""
+    path = Path(os.path.expanduser(value))
+    return os.path.realpath(path if path.is_absolute() else base / path)
+
+
+def _inside(path: str | Path, root: Path) -> bool:
+    """Whether `path` (resolved) is `root` or under it, links resolved on both sides."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
@@ -242,14 +425,20 @@ class NewObject:
         self.committed = False
 
     def commit(self, md5: str) -> Path:
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
-        self.stream.close()
         dst = self.repo.cache_path(md5)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        # Replace even an existing object: ours was just verified, and a damaged one gets repaired.
-        os.chmod(self.tmp, CACHE_MODE)
-        os.replace(self.tmp, dst)
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            # Replace even an existing object: ours was just verified, and a damaged one gets
+            # repaired.
+            os.chmod(self.tmp, CACHE_MODE)
+            os.replace(self.tmp, dst)
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                raise FileSystemError(dst, exc) from None
+            raise
         fsync_dir(dst.parent)
         self.committed = True
         return dst
@@ -391,6 +580,10 @@ class DvcRemotes:
 
     def _repo(self) -> Any:
         if self._dvc is None:
+            # DVC would honour whatever a committed config says: check what a clone may not
+            # decide (the cache and DVC's site cache outside the repository) before opening it.
+            _ = self.repo.cache_dir
+            self.repo.trusted_dir("core", "site_cache_dir", None)
             from dvc.repo import Repo
 
             own = self.repo.config()
@@ -419,6 +612,8 @@ class DvcRemotes:
         """Which of these objects the remote lacks."""
         try:
             status = self._repo().cloud.status(self._hash_infos(md5s), remote=remote)
+        except AdapterGitError:
+            raise
         except Exception as exc:
             raise DvcError("status", _one_line(exc)) from exc
         return {h.value for h in (status.new | status.missing)} - {h.value for h in status.ok}
@@ -463,9 +658,66 @@ class DvcRemotes:
                 index = get_index(odb)
                 if index is not None:
                     index.clear()
+            self._recover_remote(remote, odb)
+        except AdapterGitError:
+            raise
         except Exception as exc:
             raise DvcError("gc", _one_line(exc)) from exc
         return {m for m in wanted if m in present}
+
+    # --- what a killed transfer left on a remote ------------------------------------------------
+
+    def recover_remote(self, remote: str) -> list[str]:
+        """Remove what killed uploads of this repository left on `remote`; the paths removed."""
+        try:
+            odb = self._repo().cloud.get_remote_odb(remote, "push")
+            return self._recover_remote(remote, odb)
+        except AdapterGitError:
+            raise
+        except Exception as exc:
+            raise DvcError("recover", _one_line(exc)) from exc
+
+    def _recover_remote(self, remote: str, odb: Any) -> list[str]:
+        """Clean up after dead uploads to `remote` that this repository's journals name."""
+        if self.repo.state_dir is None:
+            return []
+        removed: list[str] = []
+        for pending in txn.pending_remote_temps(self.repo.state_dir, remote):
+            removed += _clean_uploads(odb, pending.mark, pending.paths, pending.data)
+            txn.forget(pending)
+        return removed
+
+    def digests(self, md5s: Any, remote: str) -> dict[str, tuple[str, str] | None]:
+        """md5 -> (md5, sha256) of the bytes the remote holds for each object (None if absent).
+
+        Every object is read in full from the remote (``verify --remote --deep``).
+
+        Raises:
+            DvcError: the remote cannot be read.
+        """
+        import hashlib
+
+        found: dict[str, tuple[str, str] | None] = {}
+        try:
+            odb = self._repo().cloud.get_remote_odb(remote, "verify")
+            for md5 in sorted(set(md5s)):
+                path = odb.oid_to_path(md5)
+                try:
+                    stream = odb.fs.open(path, "rb")
+                except FileNotFoundError:
+                    found[md5] = None
+                    continue
+                md5_hash, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+                with stream:
+                    while chunk := stream.read(_REMOTE_CHUNK):
+                        md5_hash.update(chunk)
+                        sha.update(chunk)
+                found[md5] = (md5_hash.hexdigest(), sha.hexdigest())
+        except AdapterGitError:
+            raise
+        except Exception as exc:
+            raise DvcError("verify", _one_line(exc)) from exc
+        return found
 
     def push(
         self, md5s: Any, remote: str | None = None, *, progress: Progress | None = None
@@ -480,9 +732,15 @@ class DvcRemotes:
         total_bytes: int | None = None,
         *,
         progress: Progress | None = None,
+        expected: Mapping[str, str] | None = None,
     ) -> TransferOutcome:
-        """Download these objects from `remote` into the cache (DVC's ``fetch``)."""
-        return self._transfer("pull", md5s, remote, total_bytes, progress)
+        """Download these objects from `remote` into the cache (DVC's ``fetch``), checked first.
+
+        Objects arrive in a journaled staging folder inside the cache; each must hash to its
+        md5 (and to the sha256 `expected` maps it to, when given) before it is moved into the
+        cache, so a corrupt remote object never reaches it (nor plain ``dvc checkout``).
+        """
+        return self._transfer("pull", md5s, remote, total_bytes, progress, expected or {})
 
     def _transfer(
         self,
@@ -491,6 +749,7 @@ class DvcRemotes:
         remote: str | None,
         total_bytes: int | None,
         report: Progress | None,
+        expected: Mapping[str, str] | None = None,
     ) -> TransferOutcome:
         wanted = set(md5s)
         if not wanted:
@@ -502,62 +761,204 @@ class DvcRemotes:
         progress = _byte_callback(report, total_bytes)
         try:
             self._repo()  # importing DVC installs its console log handlers; replace them after
+        except AdapterGitError:
+            raise
         except Exception as exc:
             return TransferOutcome(
                 transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
             )
         with _dvc_messages() as messages:
             try:
-                result = self._run_transfer(direction, wanted, remote, progress)
+                if direction == "push":
+                    result = self._push(wanted, remote, progress)
+                else:
+                    result = self._pull(wanted, remote, progress, expected or {})
+            except AdapterGitError:
+                raise
             except Exception as exc:  # connection refused, auth, missing bucket: all end it
                 return TransferOutcome(
                     transferred=frozenset(), failed=frozenset(wanted), error=_one_line(exc)
                 )
             finally:
                 progress.close()
-        failed = {h.value for h in result.failed}
+        transferred, failed, errors = result
         if direction == "pull":
             failed |= {m for m in wanted if not self.repo.in_cache(m)}
+        reasons = errors or messages
         return TransferOutcome(
-            transferred=frozenset(h.value for h in result.transferred),
+            transferred=frozenset(transferred - failed),
             failed=frozenset(failed),
-            error=messages[0] if failed and messages else None,
+            error=reasons[0] if failed and reasons else None,
         )
 
-    def _run_transfer(
-        self, direction: str, wanted: set[str], remote: str | None, progress: Any
-    ) -> Any:
-        """DVC's own push/pull between the cache and the remote, reporting bytes to `progress`.
+    def _push(
+        self, wanted: set[str], remote: str | None, progress: Any
+    ) -> tuple[set[str], set[str], list[str]]:
+        """DVC's own push from the cache to the remote, reporting bytes to `progress`.
 
-        This is what ``DataCloud.push``/``pull`` do, with a byte-counting callback in place of
-        DVC's file-counting bars (which DVC hides unless its own CLI set up logging).
+        This is what ``DataCloud.push`` does, with a byte-counting callback in place of DVC's
+        file-counting bars (which DVC hides unless its own CLI set up logging). The partial
+        uploads DVC makes on a directory remote get names marking them as this push's, and a
+        journal lists the objects: if the push is killed, the next push, ``gc --remote`` or
+        ``adaptergit recover`` removes exactly those partial files.
         """
         from dvc_data.hashfile.db import get_index
 
         cloud = self._repo().cloud
         cache = self._repo().cache.local
-        odb = cloud.get_remote_odb(remote, direction)
+        name = remote or self.default() or ""
+        odb = cloud.get_remote_odb(remote, "push")
+        self._recover_remote(name, odb)
         objs = self._hash_infos(wanted)
-        if direction == "push":
-            return cloud.transfer(
-                cache,
+        sizes = {
+            odb.oid_to_path(m): self.repo.cache_path(m).stat().st_size
+            for m in sorted(wanted)
+            if self.repo.in_cache(m)
+        }
+        with txn.owned_temps(self.repo.journal_dir(), remote=name) as temps:
+            temps.add_many(sizes, sizes=sizes)
+            try:
+                with _marked_temp_names(temps.mark):
+                    result = cloud.transfer(
+                        cache,
+                        odb,
+                        objs,
+                        dest_index=get_index(odb),
+                        cache_odb=cache,
+                        validate_status=cloud._log_missing,
+                        callback=progress,
+                    )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    _clean_uploads(odb, temps.mark, tuple(sizes), {"sizes": sizes})
+                    temps.cleaned = True
+                raise
+            if result.failed:
+                with contextlib.suppress(Exception):
+                    _clean_uploads(odb, temps.mark, tuple(sizes), {"sizes": sizes})
+            temps.cleaned = True
+        return {h.value for h in result.transferred}, {h.value for h in result.failed}, []
+
+    def _pull(
+        self, wanted: set[str], remote: str | None, progress: Any, expected: Mapping[str, str]
+    ) -> tuple[set[str], set[str], list[str]]:
+        """DVC's own pull from the remote, into a staging folder; each object checked, then
+        moved into the cache (see `fetch`)."""
+        from dvc_data.hashfile.db import get_index
+        from dvc_data.hashfile.db.local import LocalHashFileDB
+        from dvc_objects.fs.local import LocalFileSystem
+
+        cloud = self._repo().cloud
+        odb = cloud.get_remote_odb(remote, "pull")
+        objects = self.repo.cache_dir / "files" / "md5"
+        with txn.owned_temps(self.repo.journal_dir()) as temps:
+            staging_dir = temps.add(self.repo.cache_dir / temps.name("staging-"))
+            try:
+                staging_dir.mkdir(parents=True)
+            except OSError as exc:
+                raise FileSystemError(staging_dir, exc) from None
+            staging = LocalHashFileDB(LocalFileSystem(), str(staging_dir))  # type: ignore[no-untyped-call]
+            result = cloud.transfer(
                 odb,
-                objs,
-                dest_index=get_index(odb),
-                cache_odb=cache,
+                staging,
+                self._hash_infos(wanted),
+                src_index=get_index(odb),
                 validate_status=cloud._log_missing,
                 callback=progress,
             )
-        return cloud.transfer(
-            odb,
-            cache,
-            objs,
-            src_index=get_index(odb),
-            cache_odb=cache,
-            verify=odb.verify,
-            validate_status=cloud._log_missing,
-            callback=progress,
-        )
+            crash_point("fetch.staged")
+            failed = {h.value for h in result.failed}
+            errors: list[str] = []
+            moved: set[str] = set()
+            for h in result.transferred:
+                md5 = h.value
+                staged = Path(staging.oid_to_path(md5))  # type: ignore[no-untyped-call]
+                digest = md5_sha256_of(staged)
+                if digest is None or digest[0] != md5:
+                    failed.add(md5)
+                    errors.append(
+                        f"the remote's copy of object {md5} is corrupt (its bytes do not match "
+                        "its md5); it was not put in the cache"
+                    )
+                    continue
+                if md5 in expected and digest[1] != expected[md5]:
+                    failed.add(md5)
+                    errors.append(
+                        f"object {md5} does not match the sha256 its manifest records "
+                        f"({expected[md5][:12]}, the object hashes to {digest[1][:12]})"
+                    )
+                dst = objects / md5[:2] / md5[2:]
+                try:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.chmod(staged, CACHE_MODE)
+                    os.replace(staged, dst)
+                except OSError as exc:
+                    raise FileSystemError(dst, exc) from None
+                fsync_dir(dst.parent)
+                crash_point("fetch.moved")
+                moved.add(md5)
+        return moved, failed, errors
+
+
+_REMOTE_CHUNK = 4 << 20
+
+
+@contextlib.contextmanager
+def _marked_temp_names(mark: str) -> Iterator[None]:
+    """Make the partial files DVC writes while uploading carry `mark` (``.adaptergit-ID-``).
+
+    dvc-objects names them ``.<random>.tmp`` (``dvc_objects.fs.utils.tmp_fname``) beside the
+    final object; with the journal's mark in the name, a killed upload's partial file is
+    provably this repository's, and only such files are ever removed from a shared remote.
+    """
+    from secrets import token_urlsafe
+
+    from dvc_objects.fs import local as fs_local
+    from dvc_objects.fs import utils as fs_utils
+
+    def tmp_fname(prefix: str = "") -> str:
+        return f"{prefix}{mark}{token_urlsafe(16)}.tmp"
+
+    saved = [(module, getattr(module, "tmp_fname")) for module in (fs_utils, fs_local)]  # noqa: B009
+    for module, _original in saved:
+        setattr(module, "tmp_fname", tmp_fname)  # noqa: B010
+    try:
+        yield
+    finally:
+        for module, original in saved:
+            setattr(module, "tmp_fname", original)  # noqa: B010
+
+
+def _clean_uploads(odb: Any, mark: str, paths: Sequence[str], data: Mapping[str, Any]) -> list[str]:
+    """Remove a dead upload's leftovers on a remote: files carrying its `mark` beside the
+    objects it was uploading, and any of those objects whose size is not the one it had (a
+    remote that writes in place, such as SFTP, keeps the partial file under the final name)."""
+    removed: list[str] = []
+    sizes = data.get("sizes") or {}
+    fs = odb.fs
+    for parent in sorted({fs.parent(p) for p in paths}):
+        try:
+            entries = fs.ls(parent, detail=False)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if mark in fs.name(entry):
+                with contextlib.suppress(FileNotFoundError):
+                    fs.remove(entry)
+                    removed.append(str(entry))
+    for path in paths:
+        want = sizes.get(path)
+        if not isinstance(want, int):
+            continue
+        try:
+            size = fs.size(path)
+        except FileNotFoundError:
+            continue
+        if size is not None and size != want:
+            with contextlib.suppress(FileNotFoundError):
+                fs.remove(path)
+                removed.append(str(path))
+    return removed
 
 
 def _byte_callback(report: Progress | None, total: int) -> Any:
@@ -574,6 +975,8 @@ def _byte_callback(report: Progress | None, total: int) -> Any:
 
         def call(self, *args: Any, **kwargs: Any) -> None:
             delta = int(self.value or 0) - self._reported
+            if delta > 0:
+                crash_point("transfer.bytes")  # a kill mid-transfer, for the crash-point tests
             if delta > 0 and report is not None:
                 self._reported += delta
                 done[0] += delta

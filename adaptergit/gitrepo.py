@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adaptergit.errors import GitError, NotARepository
+from adaptergit.fsutil import crash_point
 
 ZERO_SHA = "0" * 40
 
@@ -247,13 +248,20 @@ class GitRepo:
     # --- writing ----------------------------------------------------------------------------
 
     def commit_paths(
-        self, paths: Sequence[str], message: str, *, tags: Sequence[tuple[str, str]] = ()
+        self,
+        paths: Sequence[str],
+        message: str,
+        *,
+        tags: Sequence[tuple[str, str]] = (),
+        on_prepared: Callable[[str, dict[str, str]], None] | None = None,
     ) -> str:
         """Commit the working-tree state of exactly `paths` on top of HEAD, with annotated tags.
 
         Other staged changes stay staged and out of the commit: the tree is built in a temporary
         index. HEAD and every tag in `tags` ((name, message) pairs) move in one ref transaction,
-        so none of them exists without the others.
+        so none of them exists without the others. `on_prepared(commit, {tag: tag object id})`
+        is called once the objects exist, just before that transaction (a journal records them:
+        only those exact objects mean the commit was published).
 
         Returns:
             The new commit's id.
@@ -276,15 +284,24 @@ class GitRepo:
         commit = self._run(*commit_args, input=message.encode()).strip()
         commands = [f"update HEAD {commit} {parent or ZERO_SHA}"]
         tagger = self._run("var", "GIT_COMMITTER_IDENT").strip() if tags else ""
+        tag_oids: dict[str, str] = {}
         for tag_name, text in tags:
-            tag_oid = self._make_tag(tag_name, commit, text, tagger)
+            tag_oid = tag_oids[tag_name] = self._make_tag(tag_name, commit, text, tagger)
             commands.append(f"create refs/tags/{tag_name} {tag_oid}")
+        if on_prepared is not None:
+            on_prepared(commit, tag_oids)
+        crash_point("git.before-refs")
         subject = message.splitlines()[0] if message else ""
         script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
         self._run("update-ref", "-m", f"commit: {subject}", "--stdin", input=script.encode())
+        crash_point("git.after-refs")
         # The user's index now agrees with the new HEAD for these paths; the rest is untouched.
-        self._run("reset", "--quiet", commit, "--", *paths, check=False)
+        self.reset_index(commit, paths)
         return commit
+
+    def reset_index(self, rev: str, paths: Sequence[str]) -> None:
+        """Make the index entries of `paths` those of `rev` (the work tree is untouched)."""
+        self._run("reset", "--quiet", rev, "--", *paths, check=False)
 
     def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
         """Write an annotated tag object (not yet a ref); return its id."""
@@ -298,7 +315,21 @@ class GitRepo:
             ident, _seconds, zone = tagger.rsplit(" ", 2)
             tagger = f"{ident} {int(when)} {zone}"
         tag_oid = self._make_tag(name, commit, message, tagger)
+        crash_point("git.before-refs")
         self._run("update-ref", f"refs/tags/{name}", tag_oid, ZERO_SHA)
+        crash_point("git.after-refs")
+
+    def ref_target(self, ref: str) -> str | None:
+        """The object a full ref (``refs/tags/NAME``, ``HEAD``) points at, not peeled, or None."""
+        if ref.startswith("-"):
+            return None
+        out = self._run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return out.strip() or None
+
+    def tracked(self, paths: Sequence[str]) -> list[str]:
+        """Which of `paths` (or files under them) git tracks, at the index."""
+        out = self._run("ls-files", "-z", "--", *paths, check=False)
+        return [p for p in out.split("\x00") if p]
 
     def delete_tag(self, name: str) -> None:
         self._run("update-ref", "-d", f"refs/tags/{name}")
@@ -309,11 +340,17 @@ class GitRepo:
     def stage(self, paths: Sequence[str]) -> None:
         self._run("add", "--", *paths)
 
-    def commit_staged(self, message: str, paths: Sequence[str]) -> str | None:
+    def commit_staged(
+        self,
+        message: str,
+        paths: Sequence[str],
+        *,
+        on_prepared: Callable[[str, dict[str, str]], None] | None = None,
+    ) -> str | None:
         """Commit `paths` as they are in the work tree (a no-op when nothing changed)."""
         if not self.status(list(paths)) and self.head():
             return None
-        return self.commit_paths(paths, message)
+        return self.commit_paths(paths, message, on_prepared=on_prepared)
 
     # --- sharing ---------------------------------------------------------------------------
 
@@ -348,7 +385,14 @@ class GitRepo:
             env={**os.environ, **env} if env else None,
         )
         if proc.returncode != 0:
-            raise GitError("push", proc.stderr.decode(errors="replace"))
+            # With --porcelain git reports each refused ref on stdout ("!\tmain:main\t[rejected]
+            # (fetch first)"), and stderr keeps only "failed to push some refs": keep both.
+            refused = [
+                line
+                for line in proc.stdout.decode(errors="replace").splitlines()
+                if line.startswith("!")
+            ]
+            raise GitError("push", "\n".join([*refused, proc.stderr.decode(errors="replace")]))
         return proc.stdout.decode(errors="replace")
 
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:

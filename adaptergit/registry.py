@@ -21,12 +21,13 @@ from adaptergit.errors import (
     InvalidManifest,
     NotAnAdapterVersion,
     NotARepository,
+    RepositoryBusy,
     UnknownAdapter,
     UnknownRevision,
     UnknownStage,
     UnknownVersion,
 )
-from adaptergit.fsutil import RepoLock
+from adaptergit.fsutil import RepoLock, crash_point
 from adaptergit.gitrepo import GitRepo
 from adaptergit.index import Index, Registration
 from adaptergit.layout import (
@@ -39,7 +40,7 @@ from adaptergit.layout import (
 )
 from adaptergit.manifest import Manifest, Version
 from adaptergit.refs import Ref, validate_name
-from adaptergit.txn import recover
+from adaptergit.txn import Recovered, pending, recover
 
 # A config or metrics file larger than this is not one (PEFT's configs are a few kB).
 MAX_SIDE_FILE_BYTES = 16 * 1024 * 1024
@@ -60,10 +61,12 @@ class Registry:
         self.root = self.git.root
         if not (self.root / REGISTRY_CONFIG).is_file():
             raise NotARepository(self.root)
-        self.dvc = DvcRepo(self.root)
         # adaptergit's own state (lock, journals, temporary files) lives in the git directory.
         self.state_dir = self.git.git_dir / "adaptergit"
+        self.dvc = DvcRepo(self.root, state_dir=self.state_dir, tracked=self.git.tracked)
         self._index: Index | None = None
+        # What this process found to finish or undo (see `adaptergit.txn.recover`).
+        self.recovered: list[Recovered] = []
         self._remotes: DvcRemotes | None = None
 
     def close(self) -> None:
@@ -85,17 +88,42 @@ class Registry:
         """
         with RepoLock(self.state_dir / "lock"):
             self.refresh()
-            recover(self.state_dir, self._is_recorded)
-            self.dvc.remove_stale_temporaries()
+            # A journal counts its commit as published only if its ref points at the very object
+            # it recorded (the version's tag object): a foreign tag of the same name does not.
+            self.recovered += recover(self.state_dir, self.git.ref_target, self._completed)
+            crash_point("lock.acquired")
             try:
                 yield
             finally:
                 self.refresh()
 
-    def _is_recorded(self, tag: str) -> bool:
-        """Whether a journal's version tag exists, i.e. the interrupted commit completed."""
-        found = self.git.tags([f"refs/tags/{tag}"])
-        return bool(found) and found[0].annotated
+    def recover_pending(self) -> None:
+        """Finish or undo what a killed command left, if anything, unless the repository is busy.
+
+        Read commands call this first (writes recover under `lock` anyway): one directory
+        listing when there is nothing to do.
+        """
+        if not pending(self.state_dir):
+            return
+        try:
+            with RepoLock(self.state_dir / "lock", timeout=0):
+                self.recovered += recover(self.state_dir, self.git.ref_target, self._completed)
+        except RepositoryBusy:
+            pass  # its owner, or another command, is at work: the next one will see to it
+        except (OSError, AdapterGitError) as exc:  # a read-only clone, say: reads go on
+            warnings.warn(
+                f"could not finish what an interrupted command left: {exc}",
+                AdapterGitWarning,
+                stacklevel=2,
+            )
+        finally:
+            self.refresh()
+
+    def _completed(self, commit: str, paths: list[Path]) -> None:
+        """Files of a commit that was published before its command died: the index follows."""
+        rel = [p.relative_to(self.root).as_posix() for p in paths if p.is_relative_to(self.root)]
+        if rel:
+            self.git.reset_index(commit, rel)
 
     def refresh(self) -> None:
         """Forget the index; the next query reads the tags again (after this process moved some)."""
@@ -315,7 +343,7 @@ class Registry:
         for rev in ("HEAD@{1}", "@{upstream}", "refs/remotes/origin/HEAD", "main", "master"):
             commit = self.git.resolve_commit(rev)
             raw = self.git.read_blob(commit, ".dvc/config") if commit else None
-            if raw and b"remote" in raw:
+            if raw and b"remote" in raw and len(raw) <= MAX_SIDE_FILE_BYTES:
                 return raw.decode(errors="replace")
         return None
 

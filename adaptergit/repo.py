@@ -17,6 +17,7 @@ from adaptergit.ops import commit as op_commit
 from adaptergit.ops import diff as op_diff
 from adaptergit.ops import gc as op_gc
 from adaptergit.ops import init as op_init
+from adaptergit.ops import recover as op_recover
 from adaptergit.ops import remotes as op_remotes
 from adaptergit.ops import stages as op_stages
 from adaptergit.ops import status as op_status
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from adaptergit.index import Registration
     from adaptergit.manifest import Version
     from adaptergit.ops.gc import GcReport
+    from adaptergit.ops.recover import RecoverReport
     from adaptergit.ops.stages import StageEvent
     from adaptergit.ops.status import StatusReport
     from adaptergit.ops.sync import PushResult
@@ -55,6 +57,8 @@ class Repo:
 
     def __init__(self, path: Path | str = ".") -> None:
         self.registry = Registry(path)
+        # The next command after a kill converges, reads included (writes do it under the lock).
+        self.registry.recover_pending()
 
     @classmethod
     def init(cls, path: Path | str = ".") -> Repo:
@@ -307,6 +311,7 @@ class Repo:
         all: bool = False,
         remote: bool = False,
         *,
+        deep: bool = False,
         progress: Progress | None = None,
     ) -> list[Problem]:
         """Re-hash weights in the work tree and cache (and check the remote): the problems found.
@@ -315,11 +320,17 @@ class Repo:
             ref: one version; by default the versions checked out.
             all: every registered version.
             remote: also check that the default DVC remote holds them.
+            deep: with `remote`, also download and re-hash the remote's copies.
             progress: called with (bytes hashed, bytes to hash).
         """
         return op_verify.verify(
-            self.registry, ref, all_versions=all, remote=remote, progress=progress
+            self.registry, ref, all_versions=all, remote=remote, deep=deep, progress=progress
         )
+
+    def recover(self) -> RecoverReport:
+        """Finish or undo what interrupted commands left (every write command does it first),
+        and remove partial uploads they left on DVC remotes. See `adaptergit.ops.recover`."""
+        return op_recover.recover(self.registry)
 
     def status(self, *, progress: Progress | None = None, remote: bool = True) -> StatusReport:
         """Changed adapters, unpushed or missing weights, set-up not done."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptergit import tags as tag_grammar
+from adaptergit.fsutil import crash_point
 from adaptergit.hashcache import Progress
 from adaptergit.ops import checkout as checkout_op
 from adaptergit.ops import transfer
@@ -61,6 +62,7 @@ def push(
         [registry.resolve(r) for r in refs] if refs else transfer.versions_reachable(registry)
     )
     uploaded = transfer.upload(registry, versions, remote, progress=progress)
+    crash_point("push.uploaded")
     git_remote = git_remote or registry.git.default_remote()
     pushed: list[str] = []
     if git_remote is not None:

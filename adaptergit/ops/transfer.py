@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adaptergit.errors import DvcError, NoRemote, TransferFailed
+from adaptergit.errors import (
+    CorruptObject,
+    DvcError,
+    ManifestMismatch,
+    NoRemote,
+    TransferFailed,
+)
 from adaptergit.hashcache import Progress
 from adaptergit.manifest import Version
 from adaptergit.registry import Registry
@@ -69,6 +75,7 @@ def upload(
         TransferFailed: some weights did not arrive (or are in neither the cache nor the remote).
     """
     by_md5 = _by_md5(versions)
+    check_local_objects(registry, versions)
     not_local = [m for m in by_md5 if not registry.dvc.in_cache(m)]
     if not_local:
         # Weights already on the remote need nothing; absent everywhere is an error. (When all
@@ -100,6 +107,42 @@ def upload(
     return tuple(sorted(r for m in outcome.transferred for r in by_md5.get(m, [])))
 
 
+def check_local_objects(registry: Registry, versions: Sequence[Version]) -> None:
+    """Refuse to publish weights whose cache object no longer matches their manifests' sha256.
+
+    Each object's sha256 comes from the stat-keyed hash cache (`hashcache.file_sha256`), so an
+    unchanged object is read once, ever; a changed one (bit rot, an edit) is re-read.
+
+    Raises:
+        CorruptObject: an object's bytes no longer match its md5.
+        ManifestMismatch: an object is sound but a manifest records another sha256 for it.
+    """
+    from adaptergit.hashcache import file_sha256, md5_sha256_of
+
+    owners: dict[str, list[Version]] = {}
+    for v in versions:
+        owners.setdefault(v.weights.md5, []).append(v)
+    for md5, found in sorted(owners.items()):
+        path = registry.dvc.cache_path(md5)
+        if not path.is_file():
+            continue
+        expected = {v.weights.sha256 for v in found}
+        if len(expected) == 1 and file_sha256(path) in expected:
+            continue
+        digests = md5_sha256_of(path)
+        if digests is None or digests[0] != md5:
+            raise CorruptObject(
+                "DVC cache",
+                md5,
+                [v.ref for v in found],
+                "nothing was pushed; a good copy is needed (`adaptergit verify --all` lists "
+                "the damage)",
+            )
+        for v in found:
+            if v.weights.sha256 != digests[1]:
+                raise ManifestMismatch(v.ref, md5, v.weights.sha256, digests[1])
+
+
 def fetch_versions(
     registry: Registry,
     versions: Sequence[Version],
@@ -122,8 +165,17 @@ def fetch_versions(
         return FetchResult(remote=remote, versions=refs, fetched=())
     remote = require_remote(registry, remote)
     sizes = {v.weights.md5: v.weights.size for v in versions}
+    # The sha256 each object must have, where the versions sharing it agree (its md5 is always
+    # checked: a manifest that lies about another version's object cannot poison the cache).
+    expected: dict[str, set[str]] = {}
+    for v in versions:
+        expected.setdefault(v.weights.md5, set()).add(v.weights.sha256)
     outcome = registry.remotes.fetch(
-        needed, remote, total_bytes=sum(sizes[m] for m in needed), progress=progress
+        needed,
+        remote,
+        total_bytes=sum(sizes[m] for m in needed),
+        progress=progress,
+        expected={m: next(iter(shas)) for m, shas in expected.items() if len(shas) == 1},
     )
     if outcome.failed:
         raise TransferFailed(
@@ -146,4 +198,11 @@ def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
     return registry.versions(regs)
 
 
-__all__ = ["FetchResult", "fetch_versions", "require_remote", "upload", "versions_reachable"]
+__all__ = [
+    "FetchResult",
+    "check_local_objects",
+    "fetch_versions",
+    "require_remote",
+    "upload",
+    "versions_reachable",
+]
