@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adaptergit import errors
+from adaptergit.text import printable
 
 if TYPE_CHECKING:
     from adaptergit.repo import Repo
@@ -231,8 +232,9 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(
             "no DVC remotes; add one with `adaptergit remote add NAME URL --default`", err=True
         )
-    for r in remotes:
-        click.echo(f"{'*' if r.default else ' '} {r.name}\t{r.url}")
+    for r in remotes:  # names and URLs come from a .dvc/config anyone may have committed
+        name, url = printable(r.name, one_line=True), printable(r.url, one_line=True)
+        click.echo(f"{'*' if r.default else ' '} {name}\t{url}")
 
 
 @cli.command()
@@ -250,11 +252,14 @@ def push(
     finally:
         bar.close()
     uploaded = ", ".join(result.uploaded) if result.uploaded else "nothing (all there already)"
-    click.echo(f"weights: uploaded {uploaded} to DVC remote {result.remote}")
+    click.echo(
+        f"weights: uploaded {uploaded} to DVC remote {printable(result.remote, one_line=True)}"
+    )
     if result.git_remote is None:
         click.echo("git: no git remote configured; refs were not pushed")
     else:
-        click.echo(f"git: pushed {len(result.git_refs)} ref(s) to {result.git_remote}")
+        where = printable(result.git_remote, one_line=True)
+        click.echo(f"git: pushed {len(result.git_refs)} ref(s) to {where}")
 
 
 def _fetch_command(
@@ -424,6 +429,11 @@ def diff(ctx: click.Context, ref_a: str, ref_b: str, as_json: bool) -> None:
     is_flag=True,
     help="Also check the default DVC remote holds the weights (of REF, else of HEAD's versions).",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="With --remote: also download and re-hash the remote's copies.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option(
     "--base-model",
@@ -441,6 +451,7 @@ def verify(
     ref: str | None,
     all_versions: bool,
     remote: bool,
+    deep: bool,
     as_json: bool,
     base_model: Path | None,
     allow_mismatch: bool,
@@ -456,16 +467,20 @@ def verify(
         return
     if ref and all_versions:
         raise click.UsageError("give either REF or --all, not both")
+    if deep and not remote:
+        raise click.UsageError("--deep re-hashes the remote's copies: give --remote too")
     bar = _Bar("verifying")
     try:
-        problems = _open_repo(ctx).verify(ref, all=all_versions, remote=remote, progress=bar)
+        problems = _open_repo(ctx).verify(
+            ref, all=all_versions, remote=remote, deep=deep, progress=bar
+        )
     finally:
         bar.close()
     if as_json:
         _echo_json({"ok": not problems, "problems": [p.to_dict() for p in problems]})
     else:
         for problem in problems:
-            click.echo(problem.line)
+            click.echo(printable(problem.line, one_line=True))
         if not problems:
             click.echo(
                 "ok: weights match their manifests" + (" and are on the remote" if remote else "")
@@ -538,6 +553,39 @@ def gc(
         click.echo(line)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def recover(ctx: click.Context, as_json: bool) -> None:
+    """Finish or undo what an interrupted command left, and partial uploads on DVC remotes.
+
+    Every writing command does the local part first on its own; this reports it.
+    """
+    report = _open_repo(ctx).recover()
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    if report.nothing:
+        click.echo("nothing to recover")
+    words = {
+        "rolled-back": "rolled back an interrupted write to",
+        "completed": "kept a commit that was published, in",
+        "removed-temporaries": "removed temporary files of",
+    }
+    for item in report.recovered:
+        what = printable(", ".join(item.paths) if item.kind != "removed-temporaries" else "")
+        click.echo(
+            f"{words.get(item.kind, item.kind)} {printable(item.target)}"
+            + (f" ({what})" if what else "")
+        )
+    for path in report.remote_removed:
+        click.echo(f"removed a partial upload from the DVC remote: {printable(path)}")
+    for error in report.remote_errors:
+        click.echo(f"could not clean up a DVC remote: {printable(error, one_line=True)}", err=True)
+    if report.remote_errors:
+        ctx.exit(1)
+
+
 @cli.command(hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
@@ -555,7 +603,7 @@ def textconv(ctx: click.Context, path: Path) -> None:
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    click.echo(f"adaptergit: warning: {message}", err=True)
+    click.echo(f"adaptergit: warning: {printable(str(message), one_line=True)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     except errors.AdapterGitError as exc:
         if verbose:
             raise
-        click.echo(f"adaptergit: error: {exc}", err=True)
+        # Messages quote names, paths and values from registries others wrote: escaped.
+        click.echo(f"adaptergit: error: {printable(str(exc), one_line=True)}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("adaptergit: interrupted", err=True)
@@ -583,6 +632,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file that vanished, a full disk: one line naming the file
+        if verbose:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        click.echo(f"adaptergit: error: {printable(reason + where, one_line=True)}", err=True)
+        return 1
     except Exception as exc:
         if verbose:
             raise

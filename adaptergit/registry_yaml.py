@@ -37,6 +37,8 @@ HEADER = (
     "# (adaptergit will then only add or update its own entries).\n"
 )
 _MARK = HEADER.splitlines()[0]
+# A dvc.yaml larger than this is refused unread (it arrives with `git clone`).
+MAX_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -200,8 +202,10 @@ def _merge(existing: bytes, entries: list[ArtifactEntry]) -> bytes:
 
     yaml = YAML()  # round-trip: keeps the user's comments, order and style
     yaml.indent(mapping=2, sequence=4, offset=2)
+    if len(existing) > MAX_BYTES:
+        raise InvalidConfig(DVC_YAML, f"larger than {MAX_BYTES} bytes")
     try:
-        data = yaml.load(existing.decode()) or {}
+        data = yaml.load(existing.decode("utf-8")) or {}
     except Exception as exc:  # ruamel raises many kinds; all mean the same to the user
         raise InvalidConfig(DVC_YAML, f"not valid YAML ({type(exc).__name__})") from None
     if not isinstance(data, dict):
@@ -222,7 +226,10 @@ def _merge(existing: bytes, entries: list[ArtifactEntry]) -> bytes:
         if entry.params_file not in data["params"]:
             data["params"].append(entry.params_file)
     out = io.StringIO()
-    yaml.dump(data, out)
+    try:
+        yaml.dump(data, out)
+    except Exception as exc:  # a document ruamel reads but cannot write back
+        raise InvalidConfig(DVC_YAML, f"cannot be updated ({type(exc).__name__})") from None
     return out.getvalue().encode()
 
 

@@ -320,7 +320,8 @@ def status_lines(report: StatusReport, color: bool = False) -> list[str]:
         else:
             what = "no version recorded yet (`adaptergit commit`)"
         style = "red" if a.state in ("modified", "deleted", "missing-weights") else "yellow"
-        lines.append(f"{paint(f'{a.state:<15}', style, color)} {a.name:<{name_w}}  {what}")
+        name = printable(a.name, one_line=True)  # a folder name a clone may have chosen
+        lines.append(f"{paint(f'{a.state:<15}', style, color)} {name:<{name_w}}  {what}")
     if report.unpushed:
         lines.append(
             paint(f"not on DVC remote {report.remote!r} ({len(report.unpushed)}):", "yellow", color)

@@ -14,6 +14,7 @@
 ``diff``           compare two versions
 ``diffdriver``     the git diff driver (``git diff`` / ``git log -p`` summaries)
 ``hooks``          the git hooks: installing them, and what each does when git runs it
+``recover``        finish or undo what interrupted commands left (journals, partial uploads)
 =================  ======================================================================
 
 Operations import the core (`registry`, `index`, the git and DVC modules, the records) and may

@@ -2,6 +2,13 @@
 
 Weights come from the DVC cache (fetched from the default remote when missing) and are checked
 against the manifest's sha256 while they are copied, so a damaged object is never handed over.
+A mismatch never deletes anything: an object that still matches its own md5 is sound and the
+manifest is what is wrong (the version is refused, the object kept for the versions that share
+it); one that does not is moved to quarantine and fetched again.
+
+Both kinds of checkout converge: in place, the folder is rewritten under a journal
+(`adaptergit.txn.DirTransaction`); with ``--to``, the folder is built as a hidden sibling and
+renamed into place, so a failure or a kill never leaves a folder PEFT would load as complete.
 """
 
 from __future__ import annotations
@@ -9,18 +16,33 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from pathlib import Path
 
+from adaptergit import txn
 from adaptergit.errors import (
+    CorruptObject,
     DestinationNotEmpty,
+    FileSystemError,
     IntegrityError,
+    ManagedDestination,
+    ManifestMismatch,
     UncommittedChanges,
     WeightsMissing,
 )
-from adaptergit.fsutil import atomic_output, atomic_write
-from adaptergit.hashcache import file_sha256
+from adaptergit.fsutil import (
+    atomic_output,
+    atomic_write,
+    crash_point,
+    fsync_dir,
+    open_regular,
+    read_in_tree,
+    safe_path,
+)
+from adaptergit.hashcache import file_sha256, md5_sha256_of
 from adaptergit.layout import (
     ADAPTER_FILES,
+    ADAPTERS_DIR,
     CARD_FILE,
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -29,11 +51,10 @@ from adaptergit.layout import (
     WEIGHTS_FILE,
     adapter_path,
 )
-from adaptergit.manifest import Manifest, Version, WeightsInfo
+from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest, Version, WeightsInfo
 from adaptergit.ops import transfer
 from adaptergit.refs import Ref
 from adaptergit.registry import Registry
-from adaptergit.txn import DirTransaction
 
 _CHUNK = 8 << 20
 
@@ -47,9 +68,10 @@ def checkout(
         registry: the registry.
         ref: the version (any reference `Registry.resolve` takes).
         to: a folder to write the version into (config, weights, manifest, metrics and a
-            Hugging Face model card), which must be empty or absent unless `force`.
-        force: overwrite changes in ``adapters/NAME`` that no version records, or a non-empty
-            `to` folder.
+            Hugging Face model card), which must be empty or absent unless `force`; never a
+            folder under ``adapters/``, ``.git`` or ``.dvc``. It appears complete or not at all.
+        force: overwrite changes in ``adapters/NAME`` that no version records, or the files of
+            a non-empty `to` folder.
 
     Returns:
         The folder written.
@@ -57,11 +79,17 @@ def checkout(
     Raises:
         UncommittedChanges: ``adapters/NAME`` holds unrecorded changes (without `force`).
         DestinationNotEmpty: `to` is not empty (without `force`).
+        ManagedDestination: `to` is inside a folder adaptergit manages.
+        UnsafePath: ``adapters`` or ``adapters/NAME`` is a symbolic link.
         WeightsMissing, TransferFailed: the weights are in neither the cache nor the remote.
-        IntegrityError: the weights do not match the manifest's sha256.
+        IntegrityError: the weights do not match the manifest's sha256 (`ManifestMismatch`
+            when the manifest is what is wrong, `CorruptObject` when the weights are).
     """
     version = registry.resolve(ref)
     name = version.name
+    dest = _destination(registry, Path(to), force=force) if to is not None else None
+    if dest is None:
+        safe_path(registry.root, adapter_path(name))  # refused before anything is fetched
     blobs = dict(
         zip(
             TRACKED_FILES,
@@ -73,41 +101,87 @@ def checkout(
     )
     if not registry.dvc.in_cache(version.weights.md5):
         fetch_missing(registry, version)
-    if to is not None:
-        return _export(registry, version, blobs, Path(to), force=force)
-    target = registry.adapter_dir(name)
+    if dest is not None:
+        return _export(registry, version, blobs, dest)
     with registry.lock():
+        target = safe_path(registry.root, adapter_path(name))
         if not force:
             changed = unrecorded_changes(registry, name)
             if changed:
                 raise UncommittedChanges(name, changed)
-        with DirTransaction(registry.state_dir, target, ADAPTER_FILES):
+        with txn.DirTransaction(registry.state_dir, target, ADAPTER_FILES) as journal:
             for filename, data in blobs.items():
                 if data is not None:
-                    atomic_write(target / filename, data)
-            copy_verified(registry, version, target / WEIGHTS_FILE)
+                    journal.write(filename, data)
+            copy_verified(
+                registry, version, target / WEIGHTS_FILE, tmp_name=journal.tmp_name(WEIGHTS_FILE)
+            )
+            crash_point("checkout.copied")
     return target
 
 
+def _destination(registry: Registry, to: Path, *, force: bool) -> Path:
+    """The absolute folder `to` names, checked: not adaptergit's own, empty unless `force`."""
+    dest = Path(os.path.realpath(to)) if to.exists() else Path(os.path.abspath(to))
+    root = Path(os.path.realpath(registry.root))
+    for managed, advice in (
+        (ADAPTERS_DIR, "to restore a version there run `adaptergit checkout REF` without --to"),
+        (".git", "pick a folder outside it"),
+        (".dvc", "pick a folder outside it"),
+    ):
+        top = root / managed
+        if dest == top or top in dest.parents:
+            raise ManagedDestination(to, f"{managed}/", advice)
+    if dest.exists() and not dest.is_dir():
+        raise DestinationNotEmpty(to)
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise DestinationNotEmpty(to)
+    return dest
+
+
 def _export(
-    registry: Registry, version: Version, blobs: dict[str, bytes | None], dest: Path, force: bool
+    registry: Registry, version: Version, blobs: dict[str, bytes | None], dest: Path
 ) -> Path:
-    """Write `version` into `dest` (the files PEFT loads, plus a model card)."""
+    """Write `version` into `dest` (the files PEFT loads, plus a model card), all or nothing.
+
+    The folder is built as a hidden sibling of `dest`, journaled (`adaptergit.txn.OwnedTemps`),
+    then renamed into place; into a non-empty `dest` (``--force``) each finished file is renamed
+    in, the weights last.
+    """
     from adaptergit import modelcard  # a Hub model card, so the folder uploads as it is
 
-    if dest.exists() and not dest.is_dir():
-        raise DestinationNotEmpty(dest)
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise DestinationNotEmpty(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    copy_verified(registry, version, dest / WEIGHTS_FILE)
-    for filename in (CONFIG_FILE, METRICS_FILE, MANIFEST_FILE):
-        data = blobs[filename]
-        if data is not None:
-            atomic_write(dest / filename, data)
     card = modelcard.render(version, registry.config_at(version.name, version.commit))
-    atomic_write(dest / CARD_FILE, card)
+    files = {f: blobs[f] for f in (CONFIG_FILE, METRICS_FILE, MANIFEST_FILE)}
+    files[CARD_FILE] = card
+    with registry.lock(), txn.owned_temps(registry.state_dir) as temps:
+        tmp = temps.add(dest.parent / temps.name(f"{dest.name[:40]}-"))
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            copy_verified(registry, version, tmp / WEIGHTS_FILE)
+            crash_point("export.weights")
+            for filename, data in files.items():
+                if data is not None:
+                    atomic_write(tmp / filename, data)
+            fsync_dir(tmp)
+            crash_point("export.built")
+            if dest.is_dir() and any(dest.iterdir()):
+                for filename in [*files, WEIGHTS_FILE]:
+                    if (tmp / filename).exists():
+                        os.replace(tmp / filename, dest / filename)
+                fsync_dir(dest)
+            else:
+                os.replace(tmp, dest)  # over an empty folder too
+            fsync_dir(dest.parent)
+        except FileSystemError as exc:
+            raise FileSystemError(dest, OSError(exc.errno, _reason(exc))) from None
+        except OSError as exc:
+            raise FileSystemError(dest, exc) from None
     return dest
+
+
+def _reason(exc: FileSystemError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def fetch_missing(registry: Registry, version: Version) -> None:
@@ -122,29 +196,51 @@ def fetch_missing(registry: Registry, version: Version) -> None:
     transfer.fetch_versions(registry, [version])
 
 
-def copy_verified(registry: Registry, version: Version, dst: Path) -> None:
+def copy_verified(
+    registry: Registry, version: Version, dst: Path, *, tmp_name: str | None = None
+) -> None:
     """Copy the weights from the cache to `dst`, checking sha256 in the same read.
 
-    A damaged cache object is never handed over: it is deleted and, when a remote is
-    configured, fetched again.
+    On a mismatch the cache object is re-read for its md5: if it matches, the object is sound
+    and the manifest is wrong (`ManifestMismatch`; the object, which other versions may share,
+    is kept); if not, the object is moved to quarantine and, when a remote is configured,
+    fetched again. Nothing is ever deleted.
+
+    Args:
+        tmp_name: the temporary name for the copy beside `dst` (a journal's).
+
+    Raises:
+        ManifestMismatch, CorruptObject: see above.
     """
     weights = version.weights
     try:
-        _copy_checked(registry, weights, dst)
+        _copy_checked(registry, weights, dst, tmp_name)
+        return
     except IntegrityError:
-        registry.dvc.drop(weights.md5)
-        if registry.remotes.default() is None:
-            raise
-        fetch_missing(registry, version)
-        _copy_checked(registry, weights, dst)
+        pass
+    src = registry.dvc.cache_path(weights.md5)
+    digests = md5_sha256_of(src)
+    if digests is not None and digests[0] == weights.md5:
+        raise ManifestMismatch(version.ref, weights.md5, weights.sha256, digests[1])
+    moved = registry.dvc.quarantine(weights.md5)
+    where = f"moved to {moved}" if moved else "left in place"
+    if registry.remotes.default() is None:
+        raise CorruptObject(
+            "DVC cache", weights.md5, [version.ref], f"{where}; no remote to fetch a good copy"
+        )
+    fetch_missing(registry, version)
+    _copy_checked(registry, weights, dst, tmp_name)
 
 
-def _copy_checked(registry: Registry, weights: WeightsInfo, dst: Path) -> None:
+def _copy_checked(
+    registry: Registry, weights: WeightsInfo, dst: Path, tmp_name: str | None
+) -> None:
     """Copy a cache object to `dst` atomically, raising IntegrityError on a sha256 mismatch."""
     src = registry.dvc.cache_path(weights.md5)
     digest = hashlib.sha256()
-    with atomic_output(dst) as (_tmp, fd), open(src, "rb") as fin:
+    with open_regular(src) as fin, atomic_output(dst, tmp_name=tmp_name) as (_tmp, fd):
         view = memoryview(bytearray(_CHUNK))
+        first = True
         while True:
             n = fin.readinto(view)
             if not n:
@@ -153,6 +249,9 @@ def _copy_checked(registry: Registry, weights: WeightsInfo, dst: Path) -> None:
             digest.update(chunk)
             while chunk:
                 chunk = chunk[os.write(fd, chunk) :]
+            if first:
+                crash_point("copy.chunk")
+                first = False
         if digest.hexdigest() != weights.sha256:
             raise IntegrityError(src, weights.sha256, digest.hexdigest())
 
@@ -169,44 +268,73 @@ def restore_weights(registry: Registry, name: str, *, fetch: bool = True) -> boo
 
     Returns:
         False when the weights already matched.
+
+    Raises:
+        UnsafePath: ``adapters/NAME`` or its manifest is a symbolic link.
+        InvalidManifest: the manifest cannot be read.
+        IntegrityError: see `copy_verified`.
     """
-    target = registry.adapter_dir(name)
-    manifest = Manifest.from_json(
-        (target / MANIFEST_FILE).read_bytes(), adapter_path(name, MANIFEST_FILE)
-    )
+    rel = adapter_path(name, MANIFEST_FILE)
+    raw = read_in_tree(registry.root, rel, MAX_MANIFEST_BYTES)
+    if raw is None:
+        return False
+    manifest = Manifest.from_json(raw, rel)
     weights = manifest.weights
+    target = safe_path(registry.root, adapter_path(name))
     path = target / WEIGHTS_FILE
     if (
-        path.exists()
+        _is_regular(path)
         and path.stat().st_size == weights.size
         and file_sha256(path) == weights.sha256
     ):
         return False
-    version = Version.of_manifest(manifest)
+    version = Version.of_manifest(manifest, name=name)
     with registry.lock():
+        target = safe_path(registry.root, adapter_path(name))
         if not registry.dvc.in_cache(weights.md5):
             if not fetch:
                 raise WeightsMissing(name, manifest.version, weights.md5)
             fetch_missing(registry, version)
-        copy_verified(registry, version, path)
+        with txn.DirTransaction(registry.state_dir, target, [WEIGHTS_FILE]) as journal:
+            copy_verified(registry, version, path, tmp_name=journal.tmp_name(WEIGHTS_FILE))
     return True
 
 
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def unrecorded_changes(registry: Registry, name: str) -> list[str]:
-    """Files of ``adapters/NAME`` whose content is in no recorded version (lost if overwritten)."""
-    target = registry.adapter_dir(name)
+    """Files of ``adapters/NAME`` whose content is in no recorded version (lost if overwritten).
+
+    A symbolic link or anything else that is no regular file counts as a change, unread.
+
+    Raises:
+        UnsafePath: ``adapters`` or ``adapters/NAME`` is a symbolic link.
+    """
+    target = safe_path(registry.root, adapter_path(name))
     if not target.is_dir():
         return []
-    present = sorted(p.name for p in target.iterdir() if p.is_file())
+    present: list[str] = []
+    odd: list[str] = []
+    cache = os.path.realpath(registry.dvc.cache_dir)
+    for entry in sorted(target.iterdir()):
+        # Weights that DVC checked out as a link into its cache (cache.type symlink) are fine.
+        linked = entry.name == WEIGHTS_FILE and os.path.realpath(entry).startswith(cache + os.sep)
+        (present if _is_regular(entry) or linked else odd).append(entry.name)
     recorded: dict[str, str] = {}
     manifest = None
     with contextlib.suppress(Exception):
-        manifest = Manifest.from_json((target / MANIFEST_FILE).read_bytes())
+        raw = read_in_tree(registry.root, adapter_path(name, MANIFEST_FILE), MAX_MANIFEST_BYTES)
+        manifest = Manifest.from_json(raw) if raw is not None else None
     if manifest is not None:
         reg = registry.index.find(name, manifest.version)
         if reg is not None:
             recorded = registry.git.tree_entries(reg.commit, adapter_path(name))
-    changed = []
+    changed = list(odd)
     git_files = [f for f in present if f != WEIGHTS_FILE]
     for filename, oid in zip(
         git_files, registry.git.hash_files([target / f for f in git_files]), strict=True

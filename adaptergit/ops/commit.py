@@ -22,16 +22,21 @@ from typing import TYPE_CHECKING, Any
 from adaptergit import metrics as metrics_mod
 from adaptergit import registry_yaml
 from adaptergit import tags as tag_grammar
+from adaptergit.config import Limits, RepoConfig
 from adaptergit.dvcrepo import NewObject, Pointer
 from adaptergit.errors import (
+    AdapterGitError,
     AdapterGitWarning,
+    FileSystemError,
+    InvalidConfig,
     InvalidInput,
+    InvalidSafetensors,
     InvalidVersion,
     NothingToCommit,
     VersionExists,
     VersionNotNewer,
 )
-from adaptergit.fsutil import atomic_write
+from adaptergit.fsutil import WRITE_ERRNOS, crash_point, open_regular, read_in_tree, safe_path
 from adaptergit.index import Index
 from adaptergit.layout import (
     ADAPTER_FILES,
@@ -54,6 +59,8 @@ if TYPE_CHECKING:
     from adaptergit.adapter import AdapterSource, WeightsScan
 
 BUMPS = ("major", "minor", "patch")
+# An adapter's .gitignore holds a line or two; anything this large is not one.
+MAX_GITIGNORE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -200,9 +207,9 @@ def commit_folders(
             entries[p.name] = registry_yaml.entry_for(
                 p.name, p.manifest.peft_type, p.config, p.manifest.base_model
             )
-        dvc_yaml = registry.root / DVC_YAML
+        # Never through a link: a clone's dvc.yaml may point at any file of the user's.
         new_dvc_yaml = registry_yaml.update(
-            dvc_yaml.read_bytes() if dvc_yaml.is_file() else None, entries.values()
+            read_in_tree(registry.root, DVC_YAML, registry_yaml.MAX_BYTES), entries.values()
         )
 
         refs = ", ".join(p.tag for p in planned)
@@ -210,32 +217,45 @@ def commit_folders(
         first_tag = planned[0].tag
         # One journal per folder touched; all name the first tag, since the tags of one
         # commit appear together in one ref transaction or not at all.
-        for p in planned:
+        journals = [
             stack.enter_context(
                 DirTransaction(
                     registry.state_dir,
-                    registry.adapter_dir(p.name),
+                    safe_path(registry.root, adapter_path(p.name)),
                     ADAPTER_FILES,
                     tag=first_tag,
                     new_paths=[registry.dvc.cache_path(p.manifest.weights.md5)],
                 )
             )
-        stack.enter_context(
+            for p in planned
+        ]
+        root_journal = stack.enter_context(
             DirTransaction(registry.state_dir, registry.root, [DVC_YAML], tag=first_tag)
         )
-        for p in planned:
-            target = registry.adapter_dir(p.name)
+        for p, journal in zip(planned, journals, strict=True):
             p.new_object.commit(p.manifest.weights.md5)
+            crash_point("commit.object")
             for filename, data in p.files.items():
-                atomic_write(target / filename, data)
-            registry.dvc.place(p.manifest.weights.md5, target / WEIGHTS_FILE)
-        atomic_write(dvc_yaml, new_dvc_yaml)
+                journal.write(filename, data)
+            registry.dvc.place(
+                p.manifest.weights.md5,
+                journal.target / WEIGHTS_FILE,
+                tmp_name=journal.tmp_name(WEIGHTS_FILE),
+            )
+            crash_point("commit.placed")
+        root_journal.write(DVC_YAML, new_dvc_yaml)
+
+        def published(commit: str, tag_objects: dict[str, str]) -> None:
+            for journal in [*journals, root_journal]:
+                journal.published(tag_grammar.full_ref(first_tag), tag_objects[first_tag], commit)
+
         commit_id = registry.git.commit_paths(
             [adapter_path(p.name, f) for p in planned for f in TRACKED_FILES] + [DVC_YAML],
             subject,
             tags=[
                 (p.tag, tag_grammar.register_message(p.name, p.version, message)) for p in planned
             ],
+            on_prepared=published,
         )
     now = int(time.time())
     return [
@@ -283,24 +303,65 @@ def _stream_weights(
 
     with contextlib.ExitStack() as stack:
         path = source.weights_path
+        limits = RepoConfig.load(registry.root).limits
+        _check_sizes(source, limits)
         if source.weights_format != "safetensors":
             registry.state_dir.mkdir(parents=True, exist_ok=True)
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=registry.state_dir)))
             path = tmp / WEIGHTS_FILE
-            convert_pickle(source.weights_path, path)
+            convert_pickle(source.weights_path, path, limits)
         new_object = stack.enter_context(registry.dvc.new_cache_object())
-        scan = scan_weights(path, config=source.config, copy_to=new_object.stream)
+        try:
+            scan = scan_weights(
+                path,
+                config=source.config,
+                copy_to=new_object.stream,
+                regex_timeout=limits.regex_timeout,
+            )
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:  # reading the source cannot fill a disk
+                raise FileSystemError(registry.dvc.cache_dir, exc) from None
+            raise
+        crash_point("commit.streamed")
         yield scan, new_object
 
 
+def _check_sizes(source: AdapterSource, limits: Limits) -> None:
+    """Refuse a config or safetensors header larger than `limits` allow (before reading more)."""
+    import struct
+
+    if len(source.config_bytes) > limits.max_json_bytes:
+        raise InvalidConfig(
+            source.directory / CONFIG_FILE,
+            f"larger than limits.max_json_bytes ({limits.max_json_bytes}) in .adaptergit.toml",
+        )
+    if source.weights_format != "safetensors":
+        return
+    try:
+        with open_regular(source.weights_path, follow=True) as stream:
+            head = stream.read(8)
+    except (OSError, AdapterGitError):
+        return  # the scan reports it
+    if len(head) == 8 and struct.unpack("<Q", head)[0] > limits.max_header_bytes:
+        raise InvalidSafetensors(
+            source.weights_path,
+            f"header length {struct.unpack('<Q', head)[0]} exceeds limits.max_header_bytes "
+            f"({limits.max_header_bytes}) in .adaptergit.toml",
+        )
+
+
 def _gitignore(registry: Registry, name: str) -> bytes:
-    """The adapter's .gitignore with DVC's entry for the weights, keeping any user lines."""
-    entry = registry.dvc.gitignore_entry(WEIGHTS_FILE)
-    path = registry.adapter_dir(name) / GITIGNORE
-    lines = path.read_text().splitlines() if path.exists() else []
+    """The adapter's .gitignore with DVC's entry for the weights, keeping any user lines.
+
+    Read without following a link (a clone's .gitignore may point at any file of the user's),
+    bounded, and kept byte for byte.
+    """
+    entry = registry.dvc.gitignore_entry(WEIGHTS_FILE).encode()
+    raw = read_in_tree(registry.root, adapter_path(name, GITIGNORE), MAX_GITIGNORE_BYTES)
+    lines = raw.splitlines() if raw else []
     if entry not in lines:
         lines.append(entry)
-    return ("\n".join(lines) + "\n").encode()
+    return b"\n".join(lines) + b"\n"
 
 
 def _tool_versions(converted: bool) -> dict[str, str]:

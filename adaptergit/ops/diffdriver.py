@@ -19,7 +19,7 @@ from typing import Any
 from adaptergit import tags as tag_grammar
 from adaptergit.dvcrepo import DvcRepo, Pointer
 from adaptergit.errors import AdapterGitError
-from adaptergit.fsutil import atomic_write
+from adaptergit.fsutil import atomic_write, read_in_tree
 from adaptergit.gitrepo import GitRepo
 from adaptergit.layout import (
     CONFIG_FILE,
@@ -56,6 +56,9 @@ def is_configured(git: GitRepo) -> bool:
     return git.config_get(f"diff.{DRIVER}.textconv") is not None
 
 
+MAX_ATTRIBUTES_BYTES = 4 << 20
+
+
 def configure(git: GitRepo) -> list[str]:
     """Set ``diff.adaptergit.textconv`` in .git/config and the attributes; return paths to commit.
 
@@ -65,12 +68,14 @@ def configure(git: GitRepo) -> list[str]:
     if not is_configured(git):
         git.set_config(f"diff.{DRIVER}.textconv", textconv_command())
     path = git.root / GITATTRIBUTES
-    text = path.read_text() if path.exists() else ""
+    # Never through a link: a clone's .gitattributes may point at any file of the user's.
+    raw = read_in_tree(git.root, GITATTRIBUTES, MAX_ATTRIBUTES_BYTES)
+    text = raw.decode("utf-8", "surrogateescape") if raw is not None else ""
     lines = text.splitlines()
     missing = [line for line in ATTRIBUTES if line not in lines]
     if missing:
         prefix = text if not text or text.endswith("\n") else text + "\n"
-        atomic_write(path, (prefix + "\n".join(missing) + "\n").encode())
+        atomic_write(path, (prefix + "\n".join(missing) + "\n").encode("utf-8", "surrogateescape"))
     return [GITATTRIBUTES]
 
 

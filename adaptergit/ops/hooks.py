@@ -174,13 +174,19 @@ def main(name: str, args: Sequence[str]) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except OSError as exc:  # a full disk, a file that vanished: one line naming the file
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"error in the {name} hook: {exc.strerror or exc}{where}")
+        return 1
     except Exception as exc:
         _err(f"unexpected error in the {name} hook: {type(exc).__name__}: {exc}")
         return 255
 
 
 def _err(message: str) -> None:
-    print(f"adaptergit: {message}", file=sys.stderr)
+    from adaptergit.text import printable  # messages quote what a registry holds: escaped
+
+    print(f"adaptergit: {printable(message, one_line=True)}", file=sys.stderr)
 
 
 def pre_commit(git: GitRepo) -> int:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adaptergit.dvcrepo import RemoteInfo
-from adaptergit.fsutil import atomic_write
+from adaptergit.dvcrepo import DVC_DIR, MAX_CONFIG_BYTES, RemoteInfo
+from adaptergit.fsutil import read_in_tree
 from adaptergit.registry import Registry
+from adaptergit.txn import DirTransaction
 
 
 def add(
@@ -35,19 +36,22 @@ def add(
         DvcError: DVC refused the remote (a name that exists, a bad option).
         GitError: git could not commit; the configuration is left as it was.
     """
-    paths = [registry.dvc.dvc_dir / "config", registry.dvc.dvc_dir / "config.local"]
+    files = ["config", "config.local"]
     with registry.lock():
-        before = {p: p.read_bytes() if p.exists() else None for p in paths}
-        try:
+        # Neither may be a link (DVC would write through it, outside the repository).
+        for filename in files:
+            read_in_tree(registry.root, f"{DVC_DIR}/{filename}", MAX_CONFIG_BYTES)
+        # A failure (git cannot commit) or a kill leaves the config as it was: a journal holds
+        # copies of both files until the commit is published.
+        with DirTransaction(registry.state_dir, registry.dvc.dvc_dir, files, copy=True) as journal:
+
+            def published(commit: str, _tags: dict[str, str]) -> None:
+                journal.published("HEAD", commit, commit)
+
             registry.remotes.add(name, url, default=default, options=dict(options or {}))
-            registry.git.commit_staged(f"Add DVC remote {name}", [".dvc/config"])
-        except BaseException:  # e.g. git cannot commit: leave the config as it was
-            for path, data in before.items():
-                if data is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    atomic_write(path, data)
-            raise
+            registry.git.commit_staged(
+                f"Add DVC remote {name}", [f"{DVC_DIR}/config"], on_prepared=published
+            )
 
 
 def configured(registry: Registry) -> list[RemoteInfo]:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from adaptergit import tags as tag_grammar
-from adaptergit.dvcrepo import Pointer
+from adaptergit.dvcrepo import MAX_POINTER_BYTES, Pointer
 from adaptergit.errors import AdapterGitError
+from adaptergit.fsutil import read_file, safe_path
 from adaptergit.hashcache import HashCache, Progress, default_cache, file_sha256, sha256_of
 from adaptergit.layout import (
     ADAPTERS_DIR,
@@ -28,7 +29,7 @@ from adaptergit.layout import (
     WEIGHTS_FILE,
     adapter_path,
 )
-from adaptergit.manifest import Manifest
+from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest
 from adaptergit.registry import Registry
 
 CLEAN = "clean"
@@ -119,8 +120,9 @@ def _tree_id(entries: dict[str, str]) -> str:
 
 def _manifest_file(path: Path) -> Manifest | None:
     """The work tree's manifest of an adapter, or None if it is absent or unreadable."""
-    try:
-        return Manifest.from_json(path.read_bytes(), str(path))
+    try:  # never through a link, never blocking on a FIFO
+        raw = read_file(path, MAX_MANIFEST_BYTES)
+        return Manifest.from_json(raw, str(path)) if raw is not None else None
     except (OSError, AdapterGitError):
         return None
 
@@ -163,15 +165,19 @@ def status(
     regs = index.registrations()
     latest = {name: index.latest(name) for name in index.names()}
 
-    base = registry.root / ADAPTERS_DIR
-    present = {e.name: e for e in os.scandir(base) if e.is_dir()} if base.is_dir() else {}
+    base = safe_path(registry.root, ADAPTERS_DIR)  # a symlinked adapters/ is refused
+    present = (
+        {e.name: e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)}
+        if base.is_dir()
+        else {}
+    )
     head = git.head()
     at_head = set(git.list_dir(head, ADAPTERS_DIR)) if head else set()
 
     # Blob ids of the work tree's git-tracked files (one call), tree ids of the latest versions.
     files: dict[str, list[str]] = {}
     for name, entry in present.items():
-        names = {f.name for f in os.scandir(entry.path) if f.is_file()}
+        names = {f.name for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False)}
         files[name] = [f for f in TRACKED_FILES if f in names]
     flat = [(n, f) for n in sorted(files) for f in files[n]]
     work_ids = dict(zip(flat, git.hash_files([base / n / f for n, f in flat]), strict=True))
@@ -232,8 +238,10 @@ def status(
             manifest = _manifest_file(base / name / MANIFEST_FILE)
             if not weights.differs(base / name / WEIGHTS_FILE, manifest):
                 states.append(AdapterStatus(name=name, state=CLEAN, latest=top, current=top))
-                with contextlib.suppress(OSError):
-                    clean_pointers[reg.tag] = (base / name / POINTER_FILE).read_bytes()
+                with contextlib.suppress(OSError, AdapterGitError):
+                    raw = read_file(base / name / POINTER_FILE, MAX_POINTER_BYTES)
+                    if raw is not None:
+                        clean_pointers[reg.tag] = raw
                 continue
             changed = [WEIGHTS_FILE]
         else:

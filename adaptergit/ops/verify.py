@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from adaptergit.errors import AdapterGitError, InvalidInput
+from adaptergit.fsutil import read_in_tree, safe_path
 from adaptergit.hashcache import Progress, sha256_files
 from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, WEIGHTS_FILE, adapter_path
-from adaptergit.manifest import Manifest, Version
+from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest, Version
 from adaptergit.ops import transfer
 from adaptergit.registry import Registry
 
@@ -25,6 +26,8 @@ WORKTREE_MISSING = "worktree-missing"
 CACHE_CORRUPT = "cache-corrupt"
 CACHE_MISSING = "cache-missing"
 REMOTE_MISSING = "remote-missing"
+REMOTE_CORRUPT = "remote-corrupt"
+MANIFEST_MISMATCH = "manifest-mismatch"
 LOST = "lost"
 
 
@@ -58,15 +61,19 @@ def _worktree_versions(registry: Registry, *, strict: bool = True) -> list[Versi
     A manifest that does not parse is an error when `strict`, else skipped.
     """
     versions = []
-    base = registry.root / ADAPTERS_DIR
+    try:
+        base = safe_path(registry.root, ADAPTERS_DIR)
+    except AdapterGitError:
+        if strict:
+            raise
+        return []
     for entry in sorted(base.iterdir()) if base.is_dir() else []:
-        path = entry / MANIFEST_FILE
-        if not path.is_file():
-            continue
-        try:
-            manifest = Manifest.from_json(
-                path.read_bytes(), adapter_path(entry.name, MANIFEST_FILE)
-            )
+        rel = adapter_path(entry.name, MANIFEST_FILE)
+        try:  # never through a link, never blocking on a FIFO
+            raw = read_in_tree(registry.root, rel, MAX_MANIFEST_BYTES)
+            if raw is None:
+                continue
+            manifest = Manifest.from_json(raw, rel)
         except AdapterGitError:
             if strict:
                 raise
@@ -81,9 +88,14 @@ def verify(
     *,
     all_versions: bool = False,
     remote: bool = False,
+    deep: bool = False,
     progress: Progress | None = None,
 ) -> list[Problem]:
     """Check weights against the manifests' sha256: work tree, cache and, with remote, the remote.
+
+    With `deep` (and `remote`), every remote object concerned is also read in full and
+    re-hashed: one whose bytes do not match its md5 is ``remote-corrupt``, one that matches its
+    md5 but not a manifest's sha256 is ``manifest-mismatch`` (the manifest is wrong).
 
     Which versions: `ref`'s; with `all_versions` every registered one; by default those checked
     out in the work tree. Every cache object and work-tree file involved is re-read in full. A
@@ -94,6 +106,8 @@ def verify(
     """
     if ref is not None and all_versions:
         raise InvalidInput("give either a reference or --all, not both")
+    if deep and not remote:
+        raise InvalidInput("--deep re-hashes the remote's copies: use it with --remote")
     if ref is not None:
         versions = [registry.resolve(ref)]
     elif all_versions:
@@ -210,7 +224,40 @@ def verify(
                         f"DVC remote {name!r}",
                     )
                 )
+        if deep:
+            problems += _deep(registry, name, [v for v in wanted if v.weights.md5 not in not_there])
     problems.sort(key=lambda p: (p.ref, p.kind))
+    return problems
+
+
+def _deep(registry: Registry, remote: str, versions: list[Version]) -> list[Problem]:
+    """Re-hash the remote's copy of each version's weights (each object read once)."""
+    found = registry.remotes.digests({v.weights.md5 for v in versions}, remote)
+    problems = []
+    for v in versions:
+        md5 = v.weights.md5
+        digests = found.get(md5)
+        if digests is None:
+            continue  # vanished meanwhile: the existence check reported what it saw
+        if digests[0] != md5:
+            problems.append(
+                Problem(
+                    ref=v.ref,
+                    kind=REMOTE_CORRUPT,
+                    detail=f"DVC remote {remote!r} holds a corrupt copy of the weights (md5 "
+                    f"{md5[:12]}: its bytes hash to {digests[0][:12]}); push a good copy",
+                )
+            )
+        elif digests[1] != v.weights.sha256:
+            problems.append(
+                Problem(
+                    ref=v.ref,
+                    kind=MANIFEST_MISMATCH,
+                    detail=f"the weights with md5 {md5[:12]} on DVC remote {remote!r} are sound "
+                    f"but hash to sha256 {digests[1][:12]}, not the recorded "
+                    f"{v.weights.sha256[:12]}: the manifest is wrong",
+                )
+            )
     return problems
 
 
