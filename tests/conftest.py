@@ -147,6 +147,46 @@ def make_adapter(tmp_path: Path) -> MakeAdapter:
 
 
 @pytest.fixture
+class NumpyAdapter(Protocol):
+    """The `numpy_adapter` fixture: write a tiny LoRA folder without torch, return it."""
+
+    def __call__(self, seed: int = 1, *, folder: Path | None = None) -> Path: ...
+
+
+@pytest.fixture
+def numpy_adapter(tmp_path: Path) -> NumpyAdapter:
+    """Write a tiny LoRA folder with numpy and safetensors only (no torch): 2 layers x q/v, r=4,
+    hidden 32, random A and B from `seed`; return the folder."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    def make(seed: int = 1, *, folder: Path | None = None) -> Path:
+        folder = folder or tmp_path / f"numpy-adapter-{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        tensors = {}
+        for layer in range(2):
+            for module in ("q_proj", "v_proj"):
+                prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+                tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((4, 32), dtype=np.float32)
+                tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((32, 4), dtype=np.float32)
+        save_file(tensors, str(folder / "adapter_model.safetensors"))
+        config = {
+            "peft_type": "LORA",
+            "r": 4,
+            "lora_alpha": 8,
+            "target_modules": ["q_proj", "v_proj"],
+            "task_type": "CAUSAL_LM",
+        }
+        (folder / "adapter_config.json").write_text(json.dumps(config))
+        return folder
+
+    return make
+
+
+@pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Repo]:
     """A fresh adaptergit registry."""
     from adaptergit import Repo
@@ -161,7 +201,9 @@ def registry(tmp_path: Path) -> Iterator[Repo]:
 
 @pytest.fixture(scope="session")
 def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
-    from .servers import SSHServer
+    from .servers import SSHServer, needs_sshd
+
+    needs_sshd()
 
     server = SSHServer(tmp_path_factory.mktemp("sshd")).setup().start()
     yield server
