@@ -208,6 +208,42 @@ class GitRepo:
                 result.append(None)
         return result
 
+    def checkout_bytes(self, rev: str, paths: Sequence[str]) -> list[bytes | None]:
+        """The bytes ``git checkout REV -- PATH`` would write for each path (None if absent).
+
+        git's smudge side is applied: line endings (``core.autocrlf``, ``eol``) and smudge
+        filters of each path's attributes, so a file written from it is one ``git status``
+        calls unchanged. (``cat-file --batch --filters`` loses the paths in git 2.39: one
+        process per path.)
+        """
+        found: list[bytes | None] = []
+        for path in paths:
+            proc = subprocess.run(
+                ["git", "cat-file", "--filters", f"{rev}:{path}"],
+                cwd=self.root,
+                capture_output=True,
+            )
+            found.append(proc.stdout if proc.returncode == 0 else None)
+        return found
+
+    def recheck(self, paths: Sequence[str]) -> None:
+        """Make git compare these files' content at its next look, as after ``git read-tree``.
+
+        The index keeps each file's size from git's last look at it; a file rewritten with other
+        line endings (the same blob for git) has another size, which ``git status`` takes for a
+        change without reading the file. The entries keep their blob and mode (nothing is staged
+        or unstaged); only the cached stat data is cleared. Unmerged entries are left alone.
+        """
+        out = self._run("ls-files", "--stage", "-z", "--", *paths, check=False)
+        records = []
+        for entry in out.split("\x00"):
+            meta, _, path = entry.partition("\t")
+            fields = meta.split()
+            if path and len(fields) == 3 and fields[2] == "0":
+                records.append(f"{fields[0]} {fields[1]}\t{path}\x00")
+        if records:
+            self._run("update-index", "-z", "--index-info", input="".join(records).encode())
+
     def list_dir(self, rev: str, path: str) -> list[str]:
         """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
         out = self._run(
@@ -229,11 +265,27 @@ class GitRepo:
         return entries
 
     def hash_files(self, paths: Sequence[Path]) -> list[str]:
-        """The blob ids git would give these working-tree files (no object is written)."""
+        """The blob ids git would give these working-tree files (no object is written).
+
+        As ``git add`` would store them: the line-ending conversion (``core.autocrlf``, ``eol``,
+        ``text``) and clean filters of each path's attributes are applied, so a file that
+        ``git status`` calls unchanged gets the id of the blob it was committed as.
+        """
         if not paths:
             return []
-        out = self._run("hash-object", "--no-filters", "--", *map(str, paths))
+        out = self._run("hash-object", "--", *map(str, paths))
         return out.split()
+
+    def unmerged(self, pathspecs: Sequence[str]) -> set[str]:
+        """Paths with merge conflicts in the index (``git status``: unmerged, e.g. "UU")."""
+        out = self._run("ls-files", "--unmerged", "-z", "--", *pathspecs, check=False)
+        return {entry.partition("\t")[2] for entry in out.split("\x00") if "\t" in entry}
+
+    def skip_worktree(self, pathspecs: Sequence[str]) -> set[str]:
+        """Tracked paths outside a sparse checkout (the index's skip-worktree bit, ``git
+        ls-files -t``: S): absent from the work tree, yet ``git status`` is clean."""
+        out = self._run("ls-files", "-t", "-z", "--", *pathspecs, check=False)
+        return {entry[2:] for entry in out.split("\x00") if entry.startswith("S ")}
 
     def status(self, paths: Sequence[str]) -> list[str]:
         """`git status --porcelain` lines for `paths`, untracked files included."""
@@ -338,11 +390,21 @@ class GitRepo:
         return names[0] if len(names) == 1 else None
 
     def push(
-        self, remote: str, refspecs: Sequence[str], env: Mapping[str, str] | None = None
+        self,
+        remote: str,
+        refspecs: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        set_upstream: bool = False,
     ) -> str:
-        """``git push`` (hooks run as usual); raises GitError with git's last line on failure."""
+        """``git push`` (hooks run as usual); raises GitError with git's reasons on failure.
+
+        With `set_upstream`, as ``git push -u``: each branch pushed tracks the remote's.
+        Returns git's ``--porcelain`` report (`updated_refs` reads it).
+        """
+        upstream = ["--set-upstream"] if set_upstream else []
         proc = subprocess.run(
-            ["git", "push", "--porcelain", remote, *refspecs],
+            ["git", "push", "--porcelain", *upstream, remote, *refspecs],
             cwd=self.root,
             capture_output=True,
             env={**os.environ, **env} if env else None,
@@ -350,6 +412,21 @@ class GitRepo:
         if proc.returncode != 0:
             raise GitError("push", proc.stderr.decode(errors="replace"))
         return proc.stdout.decode(errors="replace")
+
+    @staticmethod
+    def updated_refs(porcelain: str) -> list[str]:
+        """The remote refs a push changed, from its ``--porcelain`` report (not those that
+        were up to date, flag ``=``)."""
+        updated = []
+        for line in porcelain.splitlines():
+            flag, _, rest = line.partition("\t")
+            if len(flag) == 1 and flag in " +-*" and ":" in rest:
+                updated.append(rest.split("\t")[0].partition(":")[2])
+        return updated
+
+    def upstream(self, branch: str) -> str | None:
+        """The remote branch `branch` tracks (``branch.NAME.merge``), or None."""
+        return self.config_get(f"branch.{branch}.merge")
 
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
         """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""
@@ -387,6 +464,11 @@ class GitRepo:
         for line in out.splitlines():
             sizes.append(int(line) if line.strip().isdigit() else -1)
         return sizes
+
+    @property
+    def own_git_dir(self) -> Path:
+        """This work tree's own git directory (a linked worktree's, not the common one)."""
+        return self._own_git_dir
 
     def hooks_dir(self) -> Path:
         """Where git looks for hooks (core.hooksPath, else the git directory's hooks/)."""

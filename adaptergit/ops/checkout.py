@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 from adaptergit.errors import (
+    AdapterGitError,
     DestinationNotEmpty,
+    GitViewConflict,
     IntegrityError,
     UncommittedChanges,
     WeightsMissing,
@@ -76,6 +78,11 @@ def checkout(
     if to is not None:
         return _export(registry, version, blobs, Path(to), force=force)
     target = registry.adapter_dir(name)
+    _check_git_view(registry, name, force=force)
+    # As git would write them into the work tree (line endings, filters): git status agrees.
+    present = [f for f, data in blobs.items() if data is not None]
+    smudged = registry.git.checkout_bytes(version.commit, [adapter_path(name, f) for f in present])
+    blobs.update({f: data for f, data in zip(present, smudged, strict=True) if data is not None})
     with registry.lock():
         if not force:
             changed = unrecorded_changes(registry, name)
@@ -86,7 +93,31 @@ def checkout(
                 if data is not None:
                     atomic_write(target / filename, data)
             copy_verified(registry, version, target / WEIGHTS_FILE)
+        registry.git.recheck([adapter_path(name, f) for f in present])
     return target
+
+
+def _check_git_view(registry: Registry, name: str, *, force: bool) -> None:
+    """Refuse to write ``adapters/NAME`` where git would not: unmerged paths of a merge in
+    progress (unless `force`), or a folder outside the sparse checkout.
+
+    Raises:
+        GitViewConflict: one of those; the message says what git needs first.
+    """
+    path = adapter_path(name)
+    if not force and registry.git.in_progress() and registry.git.unmerged([path]):
+        raise GitViewConflict(
+            name,
+            f"{path} has merge conflicts; keep one side with `git checkout --ours -- {path}` "
+            f"(or --theirs) and `git add {path}`, then check the version out "
+            "(--force writes it over the conflict)",
+        )
+    if registry.git.skip_worktree([path]):
+        raise GitViewConflict(
+            name,
+            f"{path} is outside the sparse checkout; add it with `git sparse-checkout add "
+            f"{path}`, or write the version elsewhere with --to DIR",
+        )
 
 
 def _export(
@@ -217,7 +248,45 @@ def unrecorded_changes(registry: Registry, name: str) -> list[str]:
         sha = file_sha256(target / WEIGHTS_FILE)
         if manifest is None or sha != manifest.weights.sha256:
             changed.append(WEIGHTS_FILE)
-    return changed
+    return _recorded_elsewhere(registry, name, changed) if changed else changed
+
+
+def _recorded_elsewhere(registry: Registry, name: str, changed: list[str]) -> list[str]:
+    """Of `changed` (files of ``adapters/NAME`` that differ from the version its manifest
+    names), those that no version of `name` and no commit at HEAD records either.
+
+    A merge resolved with git (``git checkout --theirs``) leaves one version's files beside
+    another version's weights, and ``git pull`` without tags brings a version whose tag is not
+    here: nothing in them would be lost by a checkout.
+    """
+    target = registry.adapter_dir(name)
+    regs = registry.index.registrations(name)
+    commits = [r.commit for r in regs]
+    head = registry.git.head()
+    if head:
+        commits.append(head)
+    git_files = [f for f in changed if f != WEIGHTS_FILE]
+    ids = registry.git.object_ids(
+        [f"{c}:{adapter_path(name, f)}" for c in commits for f in git_files]
+    )
+    recorded = {
+        (f, oid)
+        for (c, f), oid in zip([(c, f) for c in commits for f in git_files], ids, strict=True)
+        if oid is not None
+    }
+    work = dict(
+        zip(git_files, registry.git.hash_files([target / f for f in git_files]), strict=True)
+    )
+    left = [f for f in git_files if (f, work[f]) not in recorded]
+    if WEIGHTS_FILE in changed:
+        known = {v.weights.sha256 for v in registry.versions(regs)}
+        if head:
+            raw = registry.git.read_blob(head, adapter_path(name, MANIFEST_FILE))
+            with contextlib.suppress(AdapterGitError):
+                known.add(Manifest.from_json(raw or b"").weights.sha256)
+        if file_sha256(target / WEIGHTS_FILE) not in known:
+            left.append(WEIGHTS_FILE)
+    return left
 
 
 __all__ = ["checkout", "copy_verified", "fetch_missing", "restore_weights", "unrecorded_changes"]
