@@ -1,16 +1,70 @@
-"""DVC remotes of a registry: adding them (committing ``.dvc/config``) and listing them.
+"""DVC remotes of a registry: adding, changing and removing them (committing ``.dvc/config``).
 
-Credentials never reach git: `DvcRemotes.add` writes secret options to the git-ignored
-``.dvc/config.local``, and only ``.dvc/config`` is committed.
+Credentials never reach git: secret options (passwords, keys, a password in the URL) go to the
+git-ignored ``.dvc/config.local``, and only ``.dvc/config`` is committed.
+
+Plain DVC reads the remotes of the commit it works at: a version committed before a remote was
+added does not name it, so `add` reports those versions (`RemoteAdded.older`) and the recipe that
+reaches them (``dvc remote add --local -d NAME URL`` in each clone). ``adaptergit init --remote``
+records the remote in the very first commit, before any version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
-from adaptergit.dvcrepo import RemoteInfo
+from adaptergit import tags as tag_grammar
+from adaptergit.dvcrepo import DVC_DIR, RemoteInfo, require_plugin
 from adaptergit.fsutil import atomic_write
 from adaptergit.registry import Registry
+
+DVC_CONFIG = f"{DVC_DIR}/config"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RemoteAdded:
+    """What `add` did.
+
+    Attributes:
+        name: the remote.
+        url: its URL, without any password (that went to ``.dvc/config.local``).
+        default: whether it is the default remote now.
+        older: versions whose commits predate the remote (their ``.dvc/config`` does not name it),
+            oldest first: adaptergit reaches them, plain DVC needs `local_recipe` first.
+    """
+
+    name: str
+    url: str
+    default: bool
+    older: tuple[str, ...]
+
+    @property
+    def local_recipe(self) -> str:
+        """The command that lets plain DVC reach `older` in a clone."""
+        return f"dvc remote add --local -d {self.name} {self.url}"
+
+
+@contextlib.contextmanager
+def _committing(registry: Registry, message: str) -> Iterator[None]:
+    """Change DVC's configuration and commit ``.dvc/config``; on any failure (git cannot commit)
+    both config files are left as they were."""
+    paths = [registry.dvc.dvc_dir / "config", registry.dvc.dvc_dir / "config.local"]
+    with registry.lock():
+        before = {p: p.read_bytes() if p.exists() else None for p in paths}
+        try:
+            yield
+            registry.git.commit_staged(message, [DVC_CONFIG])
+        except BaseException:
+            for path, data in before.items():
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    atomic_write(path, data)
+            raise
+        finally:
+            registry.remotes.close()
 
 
 def add(
@@ -20,7 +74,7 @@ def add(
     *,
     default: bool = False,
     options: Mapping[str, str] | None = None,
-) -> None:
+) -> RemoteAdded:
     """Add DVC remote `name` at `url` and commit ``.dvc/config``.
 
     Args:
@@ -31,23 +85,73 @@ def add(
         options: DVC remote options (``endpointurl``, ``region``, ...); secrets go to
             ``.dvc/config.local`` only.
 
+    Returns:
+        What was added, and the versions committed before it (`RemoteAdded.older`).
+
     Raises:
+        MissingRemoteSupport: the URL needs a DVC plugin that is not installed (nothing changed).
         DvcError: DVC refused the remote (a name that exists, a bad option).
         GitError: git could not commit; the configuration is left as it was.
     """
-    paths = [registry.dvc.dvc_dir / "config", registry.dvc.dvc_dir / "config.local"]
-    with registry.lock():
-        before = {p: p.read_bytes() if p.exists() else None for p in paths}
-        try:
-            registry.remotes.add(name, url, default=default, options=dict(options or {}))
-            registry.git.commit_staged(f"Add DVC remote {name}", [".dvc/config"])
-        except BaseException:  # e.g. git cannot commit: leave the config as it was
-            for path, data in before.items():
-                if data is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    atomic_write(path, data)
-            raise
+    require_plugin(url)
+    with _committing(registry, f"Add DVC remote {name}"):
+        registry.remotes.add(name, url, default=default, options=dict(options or {}))
+    info = next(r for r in registry.remotes.configured() if r.name == name)
+    return RemoteAdded(name=name, url=info.url, default=info.default, older=_older(registry, name))
+
+
+def _older(registry: Registry, name: str) -> tuple[str, ...]:
+    """Versions whose commit's ``.dvc/config`` does not name remote `name`, oldest first."""
+    regs = registry.index.registrations()
+    configs = registry.git.read_blobs([f"{r.commit}:{DVC_CONFIG}" for r in regs])
+    section = f'remote "{name}"'.encode()
+    older = [r.tag for r, raw in zip(regs, configs, strict=True) if section not in (raw or b"")]
+    return tuple(sorted(older, key=tag_grammar.version_order))
+
+
+def remove(registry: Registry, name: str) -> None:
+    """Remove DVC remote `name` (from ``.dvc/config`` and ``config.local``) and commit.
+
+    The weights on it stay there; versions pushed only to it need another way back.
+
+    Raises:
+        DvcError: there is no such remote.
+        GitError: git could not commit; the configuration is left as it was.
+    """
+    with _committing(registry, f"Remove DVC remote {name}"):
+        registry.remotes.remove_remote(name)
+
+
+def modify(
+    registry: Registry,
+    name: str,
+    options: Mapping[str, str],
+    *,
+    unset: Sequence[str] = (),
+    default: bool = False,
+) -> None:
+    """Change DVC remote `name`'s options (as ``dvc remote modify``) and commit ``.dvc/config``.
+
+    Args:
+        registry: the registry.
+        name: the remote.
+        options: options to set (``url``, ``endpointurl``, ...); secrets go to
+            ``.dvc/config.local`` only.
+        unset: options to remove.
+        default: also make it the default remote.
+
+    Raises:
+        MissingRemoteSupport: a new URL needs a DVC plugin that is not installed.
+        DvcError: there is no such remote, or DVC refuses an option.
+        GitError: git could not commit; the configuration is left as it was.
+    """
+    if "url" in options:
+        require_plugin(options["url"])
+    with _committing(registry, f"Modify DVC remote {name}"):
+        if options or unset:
+            registry.remotes.modify_remote(name, dict(options), list(unset))
+        if default:
+            registry.remotes.set_default(name)
 
 
 def configured(registry: Registry) -> list[RemoteInfo]:
@@ -55,4 +159,10 @@ def configured(registry: Registry) -> list[RemoteInfo]:
     return registry.remotes.configured()
 
 
-__all__ = ["add", "configured"]
+__all__ = [
+    "RemoteAdded",
+    "add",
+    "configured",
+    "modify",
+    "remove",
+]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from adaptergit.errors import DvcError, NoRemote, TransferFailed
 from adaptergit.hashcache import Progress
-from adaptergit.manifest import Version
+from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, adapter_path
+from adaptergit.manifest import Manifest, Version
 from adaptergit.registry import Registry
 
 
@@ -139,6 +140,21 @@ def fetch_versions(
     )
 
 
+def checked_out(registry: Registry) -> list[Version]:
+    """The version of each adapter in the work tree, as its ``manifest.json`` there records it
+    (registered or not: a version whose tag was not fetched has its manifest all the same)."""
+    base = registry.root / ADAPTERS_DIR
+    found = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        path = folder / MANIFEST_FILE
+        if folder.is_dir() and path.is_file():
+            manifest = Manifest.from_json(
+                path.read_bytes(), adapter_path(folder.name, MANIFEST_FILE)
+            )
+            found.append(Version.of_manifest(manifest))
+    return found
+
+
 def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
     """Every registered version whose commit is reachable from `rev`."""
     reachable = set(registry.git.merged_tags(rev, "*@v*"))
@@ -146,4 +162,11 @@ def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
     return registry.versions(regs)
 
 
-__all__ = ["FetchResult", "fetch_versions", "require_remote", "upload", "versions_reachable"]
+__all__ = [
+    "FetchResult",
+    "checked_out",
+    "fetch_versions",
+    "require_remote",
+    "upload",
+    "versions_reachable",
+]
