@@ -753,5 +753,5 @@ def demo(directory: Path | None) -> None:
     """
     from adaptergit.demo import run_demo
 
-    result = run_demo(directory, echo=click.echo, progress=sys.stdout.isatty())
+    result = run_demo(directory, echo=click.echo)
     click.echo(f"\ndone in {result.seconds:.1f} s; everything is in {result.directory}")
