@@ -428,6 +428,15 @@ class GitRepo:
         """The remote branch `branch` tracks (``branch.NAME.merge``), or None."""
         return self.config_get(f"branch.{branch}.merge")
 
+    def is_ancestor(self, old: str | None, new: str) -> bool:
+        """Whether commit `old` is an ancestor of (or is) commit `new`; False for None."""
+        if old is None:
+            return False
+        proc = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", old, new], cwd=self.root, capture_output=True
+        )
+        return proc.returncode == 0
+
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
         """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""
         args = ["rev-list", new]
