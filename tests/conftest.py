@@ -199,6 +199,21 @@ def registry(tmp_path: Path) -> Iterator[Repo]:
 # --- real servers on 127.0.0.1 -------------------------------------------------------------
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip every test that needs sshd from one place, so that a machine without it gets one
+    summary line naming the package, not one per test (see `servers.needs`)."""
+    from .servers import needs_sshd
+
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    if (
+        "ssh_server" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("sshd") is not None
+        or "ssh" in params
+    ):
+        needs_sshd()
+
+
 @pytest.fixture(scope="session")
 def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
     from .servers import SSHServer, needs_sshd

@@ -19,7 +19,7 @@ from adaptergit import Repo
 from adaptergit.errors import NoRemote, TransferFailed
 
 from .conftest import MakeAdapter
-from .servers import SSHServer, needs_sshd
+from .servers import SSHServer
 
 REMOTE_KINDS = ["dir", "ssh", "s3"]
 
@@ -207,10 +207,10 @@ def test_credentials_stay_out_of_git(registry: Repo, ssh_server: SSHServer) -> N
     assert git(registry.root, "status", "--porcelain") == ""
 
 
+@pytest.mark.sshd
 def test_remote_down_during_push_publishes_nothing_then_recovers(
     shared: Shared, tmp_path: Path
 ) -> None:
-    needs_sshd()
     server = SSHServer(tmp_path / "sshd").setup().start()
     server.trust(Path(os.environ["HOME"]))
     try:
