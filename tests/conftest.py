@@ -146,7 +146,6 @@ def make_adapter(tmp_path: Path) -> MakeAdapter:
     return make
 
 
-@pytest.fixture
 class NumpyAdapter(Protocol):
     """The `numpy_adapter` fixture: write a tiny LoRA folder without torch, return it."""
 
@@ -216,9 +215,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
-    from .servers import SSHServer, needs_sshd
-
-    needs_sshd()
+    from .servers import SSHServer
 
     server = SSHServer(tmp_path_factory.mktemp("sshd")).setup().start()
     yield server

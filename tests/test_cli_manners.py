@@ -17,6 +17,8 @@ from adaptergit import Repo
 from adaptergit.errors import git_reason
 from adaptergit.text import human_size
 
+from .conftest import NumpyAdapter
+
 
 def run(
     cwd: Path, *args: str, env: dict[str, str] | None = None
@@ -63,8 +65,8 @@ def test_init_with_a_remote_records_it_in_the_first_commit(tmp_path: Path) -> No
 
 
 def test_remote_add_after_versions_says_how_plain_dvc_reaches_them(
-    registry: Repo, numpy_adapter, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, numpy_adapter: NumpyAdapter, tmp_path: Path
+) -> None:
     registry.commit(numpy_adapter(1), name="bot")
     r = cli(registry.root, "remote", "add", "store", str(tmp_path / "store"), "--default")
     assert r.returncode == 0, r.stderr
@@ -114,7 +116,7 @@ def test_missing_remote_plugin_names_the_extra(registry: Repo, tmp_path: Path) -
     assert git(registry.root, "rev-parse", "HEAD") == head
 
 
-def test_push_pull_manners(registry: Repo, numpy_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_push_pull_manners(registry: Repo, numpy_adapter: NumpyAdapter, tmp_path: Path) -> None:
     root = registry.root
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", str(origin))

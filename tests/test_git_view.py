@@ -13,6 +13,7 @@ import pytest
 from adaptergit import Repo
 from adaptergit.errors import GitViewConflict, UncommittedChanges
 
+from .conftest import NumpyAdapter
 from .servers import needs
 
 WEIGHTS = "adapters/bot/adapter_model.safetensors"
@@ -29,7 +30,7 @@ def states(repo: Repo) -> dict[str, str]:
     return {a.name: a.state for a in repo.status(remote=False).adapters}
 
 
-def crlf_adapter(numpy_adapter, seed: int) -> Path:  # type: ignore[no-untyped-def]
+def crlf_adapter(numpy_adapter: NumpyAdapter, seed: int) -> Path:
     folder = numpy_adapter(seed)
     config = folder / "adapter_config.json"
     text = json.dumps(json.loads(config.read_text()), indent=2)
@@ -37,7 +38,7 @@ def crlf_adapter(numpy_adapter, seed: int) -> Path:  # type: ignore[no-untyped-d
     return folder
 
 
-def test_autocrlf_and_a_crlf_config(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_autocrlf_and_a_crlf_config(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     root = tmp_path / "reg"
     root.mkdir()
     git(root, "init", "-q")
@@ -57,7 +58,7 @@ def test_autocrlf_and_a_crlf_config(tmp_path: Path, numpy_adapter) -> None:  # t
     repo.close()
 
 
-def test_eol_attribute_and_git_checkout(registry: Repo, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_eol_attribute_and_git_checkout(registry: Repo, numpy_adapter: NumpyAdapter) -> None:
     root = registry.root
     (root / ".gitattributes").write_text(
         (root / ".gitattributes").read_text() + "*.json text eol=crlf\n"
@@ -74,7 +75,7 @@ def test_eol_attribute_and_git_checkout(registry: Repo, numpy_adapter) -> None: 
     assert states(registry) == {"bot": "clean"}
 
 
-def test_clean_filter_of_git_lfs(registry: Repo, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_clean_filter_of_git_lfs(registry: Repo, numpy_adapter: NumpyAdapter) -> None:
     needs("git-lfs", "git-lfs")
     root = registry.root
     git(root, "lfs", "install", "--local", "--skip-repo")  # the filters; hooks are ours
@@ -90,7 +91,7 @@ def test_clean_filter_of_git_lfs(registry: Repo, numpy_adapter) -> None:  # type
     registry.checkout("bot@v0.0.1")
 
 
-def test_merge_conflict_then_resolved(registry: Repo, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_merge_conflict_then_resolved(registry: Repo, numpy_adapter: NumpyAdapter) -> None:
     root = registry.root
     registry.commit(numpy_adapter(1), name="bot")
     git(root, "checkout", "-q", "-b", "exp-a")
@@ -117,7 +118,7 @@ def test_merge_conflict_then_resolved(registry: Repo, numpy_adapter) -> None:  #
     assert states(registry)["bot"] == "behind"
 
 
-def test_edited_weights_are_still_unrecorded(registry: Repo, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_edited_weights_are_still_unrecorded(registry: Repo, numpy_adapter: NumpyAdapter) -> None:
     registry.commit(numpy_adapter(1), name="bot")
     registry.commit(numpy_adapter(2), name="bot")
     weights = registry.root / WEIGHTS
@@ -127,7 +128,7 @@ def test_edited_weights_are_still_unrecorded(registry: Repo, numpy_adapter) -> N
         registry.checkout("bot@v0.0.1")
 
 
-def test_sparse_checkout(registry: Repo, numpy_adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sparse_checkout(registry: Repo, numpy_adapter: NumpyAdapter, tmp_path: Path) -> None:
     root = registry.root
     registry.commit(numpy_adapter(1), name="kept")
     registry.commit(numpy_adapter(2), name="other")
@@ -141,7 +142,7 @@ def test_sparse_checkout(registry: Repo, numpy_adapter, tmp_path: Path) -> None:
     assert (folder / "adapter_model.safetensors").exists()
 
 
-def test_version_whose_tag_was_not_fetched(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_version_whose_tag_was_not_fetched(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", str(origin))
     repo = Repo.init(tmp_path / "reg", remote=str(tmp_path / "store"))

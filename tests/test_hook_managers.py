@@ -20,6 +20,7 @@ import pytest
 from adaptergit import Repo
 from adaptergit.errors import AdapterGitWarning
 
+from .conftest import NumpyAdapter
 from .servers import needs
 
 WEIGHTS = "adapters/bot/adapter_model.safetensors"
@@ -64,7 +65,7 @@ def weights_refused(root: Path) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def two_versions(root: Path, numpy_adapter) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+def two_versions(root: Path, numpy_adapter: NumpyAdapter) -> tuple[bytes, bytes]:
     """Commit bot@v0.0.1 and bot@v0.0.2; return their weights."""
     repo = Repo(root)
     first, second = numpy_adapter(1), numpy_adapter(2)
@@ -88,7 +89,9 @@ def checkout_brings_weights(root: Path, v1: bytes, v2: bytes) -> None:
 # --- plain git hooks ----------------------------------------------------------------------------
 
 
-def test_existing_hook_keeps_its_name_and_runs_first(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_existing_hook_keeps_its_name_and_runs_first(
+    tmp_path: Path, numpy_adapter: NumpyAdapter
+) -> None:
     """A hook that dispatches on its own name ($0), as husky 4 and overcommit do, still works."""
     root = new_repo(tmp_path / "reg")
     log = tmp_path / "team.log"
@@ -193,7 +196,7 @@ def husky_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_husky(tmp_path: Path, husky_project: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_husky(tmp_path: Path, husky_project: Path, numpy_adapter: NumpyAdapter) -> None:
     root = tmp_path / "reg"
     shutil.copytree(husky_project, root)
     new_repo(root)
@@ -232,7 +235,7 @@ def test_husky(tmp_path: Path, husky_project: Path, numpy_adapter) -> None:  # t
 # --- lefthook (PyPI) ----------------------------------------------------------------------------
 
 
-def test_lefthook(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_lefthook(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     needs("lefthook", "lefthook (pip install lefthook; in the dev extra)")
     root = new_repo(tmp_path / "reg")
     log = tmp_path / "team.log"
@@ -271,7 +274,7 @@ def test_lefthook(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-unt
 # --- the pre-commit framework (PyPI) -------------------------------------------------------------
 
 
-def test_pre_commit_framework(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_pre_commit_framework(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     needs("pre-commit", "pre-commit (pip install pre-commit; in the dev extra)")
     root = new_repo(tmp_path / "reg")
     log = tmp_path / "team.log"

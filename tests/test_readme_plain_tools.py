@@ -14,6 +14,7 @@ import pytest
 
 from adaptergit import Repo
 
+from .conftest import NumpyAdapter
 from .test_stages import tool
 
 NAME = "support-bot"
@@ -31,7 +32,9 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(params=["init --remote", "remote add later"])
-def clone(request: pytest.FixtureRequest, tmp_path: Path, numpy_adapter) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-def]
+def clone(
+    request: pytest.FixtureRequest, tmp_path: Path, numpy_adapter: NumpyAdapter
+) -> tuple[Path, list[str]]:
     """A fresh clone of a pushed registry with two versions (v0.0.2 in #prod); the sha256 of each
     version's weights."""
     store = tmp_path / "store"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import adaptergit
 
+from .conftest import NumpyAdapter
+
 PACKAGE = Path(adaptergit.__file__).resolve().parent
 
 
@@ -55,7 +57,7 @@ def skipped_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
 
-def test_plain_git_with_adaptergit_uninstalled(tmp_path: Path, numpy_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_plain_git_with_adaptergit_uninstalled(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     python, copy = throwaway_venv(tmp_path / "venv")
     env = {**os.environ, "PATH": path_without_adaptergit(tmp_path)}
     for seed in (1, 2):
