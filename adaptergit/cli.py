@@ -332,8 +332,8 @@ def push(
         click.echo(f"weights: uploaded {', '.join(result.uploaded)} to DVC remote {result.remote}")
     else:
         click.echo(
-            f"weights: nothing to upload ({len(result.versions)} version(s) already on DVC "
-            f"remote {result.remote})"
+            f"weights: uploaded nothing, all {len(result.versions)} version(s) are on DVC "
+            f"remote {result.remote} already"
         )
     if result.git_remote is None:
         click.echo("git: no git remote configured; refs were not pushed")

@@ -131,7 +131,10 @@ def test_push_pull_manners(registry: Repo, numpy_adapter: NumpyAdapter, tmp_path
     assert "@{upstream}" not in git(root, "rev-parse", "--abbrev-ref", "@{upstream}")  # set, as -u
     again = cli(root, "push")
     assert again.returncode == 0, again.stderr
-    assert "weights: nothing to upload (2 version(s) already on DVC remote store)" in again.stdout
+    assert (
+        "weights: uploaded nothing, all 2 version(s) are on DVC remote store already"
+        in again.stdout
+    )
     assert "git: nothing to push (origin is up to date)" in again.stdout
 
     git(tmp_path, "clone", "-q", str(origin), "clone")

@@ -96,8 +96,9 @@ def add(
     require_plugin(url)
     with _committing(registry, f"Add DVC remote {name}"):
         registry.remotes.add(name, url, default=default, options=dict(options or {}))
+        older = _older(registry, name)  # under the lock: the index is dropped when it ends
     info = next(r for r in registry.remotes.configured() if r.name == name)
-    return RemoteAdded(name=name, url=info.url, default=info.default, older=_older(registry, name))
+    return RemoteAdded(name=name, url=info.url, default=info.default, older=older)
 
 
 def _older(registry: Registry, name: str) -> tuple[str, ...]:
