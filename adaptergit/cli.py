@@ -404,17 +404,21 @@ def _print_hooks(states: list[Any]) -> None:
 @hooks.command("install")
 @click.pass_context
 def hooks_install(ctx: click.Context) -> None:
-    """Install pre-commit, post-checkout, post-merge and pre-push (existing hooks are chained)."""
+    """Install pre-commit, post-checkout, post-merge and pre-push beside the hooks already there
+    (chained, or added to husky, lefthook or the pre-commit framework)."""
     from adaptergit.gitrepo import GitRepo
     from adaptergit.ops import hooks as hooks_mod
 
-    _print_hooks(hooks_mod.install(GitRepo(ctx.obj["path"])))
+    states = hooks_mod.install(GitRepo(ctx.obj["path"]))
+    _print_hooks(states)
+    for line in hooks_mod.notes(states):
+        click.echo(line)
 
 
 @hooks.command("uninstall")
 @click.pass_context
 def hooks_uninstall(ctx: click.Context) -> None:
-    """Remove adaptergit's hooks and restore the hooks they chained."""
+    """Remove adaptergit's hooks and put back every file as it was before, byte for byte."""
     from adaptergit.gitrepo import GitRepo
     from adaptergit.ops import hooks as hooks_mod
 
