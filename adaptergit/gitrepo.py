@@ -474,11 +474,6 @@ class GitRepo:
             sizes.append(int(line) if line.strip().isdigit() else -1)
         return sizes
 
-    @property
-    def own_git_dir(self) -> Path:
-        """This work tree's own git directory (a linked worktree's, not the common one)."""
-        return self._own_git_dir
-
     def hooks_dir(self) -> Path:
         """Where git looks for hooks (core.hooksPath, else the git directory's hooks/)."""
         return self._hooks_dir

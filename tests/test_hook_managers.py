@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -185,37 +186,71 @@ def test_foreign_hook_in_both_places_is_refused_cleanly(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def husky_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with husky 9 installed by npm (node_modules), to copy into test repositories."""
+def husky_npm(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """`install(major)`: a folder with that husky installed by npm (node_modules), to copy."""
     needs("npm", "nodejs and npm (apt-get install nodejs npm)")
-    folder = tmp_path_factory.mktemp("husky-npm")
-    env = {**os.environ, "npm_config_cache": str(folder.parent / "npm-cache")}
-    for args in (["init", "-y"], ["install", "--no-audit", "--no-fund", "husky@9"]):
-        r = subprocess.run(["npm", *args], cwd=folder, capture_output=True, text=True, env=env)
-        needs("husky", "husky from the npm registry (network)", found=r.returncode == 0)
-    return folder
+    installed: dict[int, Path] = {}
+    cache = tmp_path_factory.mktemp("npm-cache")
+
+    def install(major: int) -> Path:
+        if major not in installed:
+            folder = tmp_path_factory.mktemp(f"husky{major}")
+            env = {**os.environ, "npm_config_cache": str(cache)}
+            for args in (["init", "-y"], ["install", "--no-audit", "--no-fund", f"husky@{major}"]):
+                r = subprocess.run(["npm", *args], cwd=folder, capture_output=True, env=env)
+                needs(
+                    f"husky@{major}",
+                    "husky from the npm registry (network)",
+                    found=r.returncode == 0,
+                )
+            installed[major] = folder
+        return installed[major]
+
+    return install
 
 
-def test_husky(tmp_path: Path, husky_project: Path, numpy_adapter: NumpyAdapter) -> None:
+def husky_repo(root: Path, major: int, log: Path) -> None:
+    """Set husky `major` up in the git repository `root` as its docs say, with a team hook."""
+    if major >= 9:  # husky init: core.hooksPath .husky/_, hooks in .husky/NAME run by sh -e
+        r = subprocess.run(
+            ["node", "node_modules/husky/bin.js", "init"], cwd=root, capture_output=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert git(root, "config", "core.hooksPath").stdout.strip() == ".husky/_"
+        (root / ".husky/pre-commit").write_text(f'echo "husky lint" >> "{log}"\n')
+    else:  # husky install: core.hooksPath .husky, whose scripts git runs (husky add writes them)
+        r = subprocess.run(
+            ["node", "node_modules/husky/lib/bin.js", "install"], cwd=root, capture_output=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert git(root, "config", "core.hooksPath").stdout.strip() == ".husky"
+        hook = root / ".husky/pre-commit"
+        hook.write_text(
+            '#!/usr/bin/env sh\n. "$(dirname -- "$0")/_/husky.sh"\n\n'
+            f'echo "husky lint" >> "{log}"\n'
+        )
+        hook.chmod(0o755)
+
+
+@pytest.mark.parametrize("major", [9, 8])
+def test_husky(
+    tmp_path: Path, husky_npm: Callable[[int], Path], numpy_adapter: NumpyAdapter, major: int
+) -> None:
     root = tmp_path / "reg"
-    shutil.copytree(husky_project, root)
+    shutil.copytree(husky_npm(major), root)
     new_repo(root)
-    r = subprocess.run(
-        ["node", "node_modules/husky/bin.js", "init"], cwd=root, capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stderr
-    assert git(root, "config", "core.hooksPath").stdout.strip() == ".husky/_"
     log = tmp_path / "team.log"
-    (root / ".husky/pre-commit").write_text(f'echo "husky lint" >> "{log}"\n')
+    husky_repo(root, major, log)
     (root / ".gitignore").write_text("node_modules\n")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "husky")
+    assert log.read_text().count("husky lint") == 1
     before = snapshot(root / ".husky")
     status_before = git(root, "status", "--porcelain").stdout
 
     r = cli(root, "init", ".")
     assert r.returncode == 0, r.stderr
-    assert "husky" in r.stdout
+    assert "husky runs adaptergit's hooks from .husky/pre-commit" in r.stdout
     assert "installed via husky (.husky/pre-commit)" in cli(root, "hooks", "status").stdout
     (root / "notes.txt").write_text("n\n")
     git(root, "add", "notes.txt")
@@ -269,6 +304,27 @@ def test_lefthook(tmp_path: Path, numpy_adapter: NumpyAdapter) -> None:
     assert r.returncode == 0, r.stderr
     assert not (root / "lefthook-local.yml").exists()
     assert snapshot(root / ".git/hooks", root / ".git/info") == before
+
+
+def test_lefthook_installed_after_adaptergit(tmp_path: Path) -> None:
+    """`lefthook install` (a teammate's `npm install`) moves other hooks aside as NAME.old and
+    never runs them: adaptergit's entry in lefthook-local.yml keeps its hook running."""
+    needs("lefthook", "lefthook (pip install lefthook; in the dev extra)")
+    root = new_repo(tmp_path / "reg")
+    log = tmp_path / "team.log"
+    (root / "lefthook.yml").write_text(
+        f"pre-commit:\n  commands:\n    lint:\n      run: echo lint >> {log}\n"
+    )
+    Repo.init(root).close()
+    subprocess.run(["lefthook", "install"], cwd=root, check=True, capture_output=True)
+    assert (root / ".git/hooks/pre-commit.old").exists()  # our shim, moved aside by lefthook
+    assert "pre-commit     installed via lefthook" in cli(root, "hooks", "status").stdout
+    r = weights_refused(root)
+    assert r.returncode != 0 and "refusing to commit weight files" in r.stderr
+    assert log.read_text().count("lint") == 1
+    cli(root, "hooks", "uninstall")
+    assert not (root / ".git/hooks/pre-commit.old").exists()
+    assert not (root / "lefthook-local.yml").exists()
 
 
 # --- the pre-commit framework (PyPI) -------------------------------------------------------------

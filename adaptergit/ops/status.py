@@ -268,9 +268,7 @@ def status(
     states: list[AdapterStatus] = []
     clean_pointers: dict[str, bytes] = {}  # latest version's tag -> its pointer, read locally
     # Adapters outside a sparse checkout (git leaves their ignored weights behind, if any).
-    sparse = (
-        _sparse_adapters(git) if (git.own_git_dir / "info" / "sparse-checkout").exists() else set()
-    )
+    sparse = _sparse_adapters(git)  # also `git update-index --skip-worktree` by hand
     for name in sorted(set(present) | ({n for n in latest if latest[n]} & at_head)):
         reg = latest.get(name)
         top = reg.label if reg is not None else None
