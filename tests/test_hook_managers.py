@@ -363,3 +363,29 @@ def test_pre_commit_framework(tmp_path: Path, numpy_adapter: NumpyAdapter) -> No
     r = cli(root, "hooks", "uninstall")
     assert r.returncode == 0, r.stderr
     assert snapshot(root / ".git/hooks") == before
+
+
+def test_husky_set_up_after_adaptergit(
+    tmp_path: Path, husky_npm: Callable[[int], Path], numpy_adapter: NumpyAdapter
+) -> None:
+    """A fresh clone of a husky project: adaptergit's hooks run before `npm install` sets husky
+    up, and after it (through .husky/NAME), never twice."""
+    root = tmp_path / "reg"
+    shutil.copytree(husky_npm(9), root)
+    new_repo(root)
+    log = tmp_path / "team.log"
+    husky_repo(root, 9, log)
+    git(root, "config", "--unset", "core.hooksPath")  # as in a clone before `npm install`
+    Repo.init(root).close()
+    assert "adaptergit" in (root / ".husky/pre-commit").read_text()
+    r = weights_refused(root)  # the shim in .git/hooks
+    assert r.returncode != 0 and r.stderr.count("refusing to commit weight files") == 1
+    assert not log.exists()
+    prepare = subprocess.run(["node", "node_modules/husky/bin.js"], cwd=root, capture_output=True)
+    assert prepare.returncode == 0, prepare.stderr  # husky's `prepare`: core.hooksPath .husky/_
+    r = weights_refused(root)  # now through husky
+    assert r.returncode != 0 and r.stderr.count("refusing to commit weight files") == 1
+    assert log.read_text().count("husky lint") == 1
+    cli(root, "hooks", "uninstall")
+    assert "adaptergit" not in (root / ".husky/pre-commit").read_text()
+    assert not (root / ".husky/post-checkout").exists()

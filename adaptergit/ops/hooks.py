@@ -239,6 +239,12 @@ def _husky(hooks_dir: Path) -> tuple[Path, bool] | None:
     return None
 
 
+def _husky_pending(root: Path) -> bool:
+    """Whether `root` is a husky project (``.husky/`` and husky in package.json) whose husky does
+    not run the hooks yet."""
+    return (root / ".husky").is_dir() and b'"husky"' in _head(root / "package.json", 1 << 20)
+
+
 def _lefthook_local(root: Path) -> Path:
     """lefthook's per-clone configuration, which it merges over the team's ``lefthook.yml``."""
     for name in LEFTHOOK_LOCAL:
@@ -459,6 +465,11 @@ def install(git: GitRepo) -> list[HookState]:
             for name in HOOK_NAMES:
                 _add_husky_lines(changes, husky[0] / name, name, executable=husky[1])
             return status(git)
+        if _husky_pending(git.root):
+            # A husky project whose husky is not set up in this clone yet (before `npm install`):
+            # the shims run until husky takes over core.hooksPath, then the lines in .husky/.
+            for name in HOOK_NAMES:
+                _add_husky_lines(changes, git.root / ".husky" / name, name, executable=True)
         changes.mkdir(hooks_dir)
         lefthook_names = []
         planned = _lefthook_planned(git.root)  # hooks lefthook will take over when it syncs
@@ -587,9 +598,10 @@ def uninstall(git: GitRepo) -> list[HookState]:
     changes = _Changes(git)
     hooks_dir = git.hooks_dir()
     husky = _husky(hooks_dir)
-    if husky is not None:  # installed before adaptergit kept a record: take our lines out
+    folder = husky[0] if husky is not None else git.root / ".husky"
+    if husky is not None or _husky_pending(git.root):  # lines added before there was a record
         for name in HOOK_NAMES:
-            script = husky[0] / name
+            script = folder / name
             if script.exists() and str(script) not in changes.files:
                 data = script.read_bytes()
                 cleaned = _without_ours(script, data)
