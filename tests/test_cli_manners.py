@@ -165,3 +165,16 @@ def test_git_errors_keep_gits_reasons_and_advice() -> None:
     )
     identity = "Author identity unknown\n\n*** Please tell me who you are.\n\nRun\n"
     assert 'git config --global user.name "Your Name"' in git_reason(identity)
+
+
+def test_init_again_upgrades_an_old_diff_driver(registry: Repo) -> None:
+    """An older adaptergit set `adaptergit textconv` (PATH only): status says to run init again,
+    which replaces it; a driver command of the user's own is left alone."""
+    git(registry.root, "config", "diff.adaptergit.textconv", "adaptergit textconv")
+    assert "git diff driver not configured" in cli(registry.root, "status").stdout
+    assert cli(registry.root, "init", ".").returncode == 0
+    value = git(registry.root, "config", "diff.adaptergit.textconv")
+    assert "adaptergit_textconv()" in value and sys.executable in value
+    git(registry.root, "config", "diff.adaptergit.textconv", "my-own-converter")
+    assert cli(registry.root, "init", ".").returncode == 0
+    assert git(registry.root, "config", "diff.adaptergit.textconv").strip() == "my-own-converter"

@@ -65,8 +65,11 @@ def _is_ours(command: str) -> bool:
 
 
 def is_configured(git: GitRepo) -> bool:
-    """Whether ``diff.adaptergit.textconv`` is set for this repository."""
-    return git.config_get(f"diff.{DRIVER}.textconv") is not None
+    """Whether ``diff.adaptergit.textconv`` is set for this repository, and not to the bare
+    ``adaptergit textconv`` of older versions (which fails wherever adaptergit is not on PATH;
+    ``adaptergit init`` replaces it)."""
+    value = git.config_get(f"diff.{DRIVER}.textconv")
+    return value is not None and (TEXTCONV_FUNCTION in value or not _is_ours(value))
 
 
 def configure(git: GitRepo) -> list[str]:
