@@ -389,3 +389,16 @@ def test_husky_set_up_after_adaptergit(
     cli(root, "hooks", "uninstall")
     assert "adaptergit" not in (root / ".husky/pre-commit").read_text()
     assert not (root / ".husky/post-checkout").exists()
+
+
+def test_an_older_shim_is_reported_and_refreshed(registry: Repo) -> None:
+    """A shim of an older adaptergit (`exec adaptergit`: git fails without it) shows as not
+    installed until `hooks install` rewrites it."""
+    hook = registry.git.hooks_dir() / "pre-commit"
+    hook.write_text(
+        "#!/bin/sh\n# adaptergit hook shim (pre-commit): old\nexec adaptergit hook pre-commit\n"
+    )
+    assert "pre-commit     not installed" in cli(registry.root, "hooks", "status").stdout
+    assert cli(registry.root, "hooks", "install").returncode == 0
+    assert "not on PATH" in hook.read_text()
+    assert not hook.with_name("pre-commit.adaptergit-chained").exists()

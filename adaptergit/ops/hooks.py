@@ -211,6 +211,12 @@ def _is_ours(path: Path) -> bool:
     return MARKER.encode() in _head(path, 4096)
 
 
+def _is_current(path: Path) -> bool:
+    """Whether a shim of ours lets git go on without adaptergit (older shims did not: `hooks
+    install` rewrites them)."""
+    return b"not on PATH" in _head(path, 4096)
+
+
 def _kind(path: Path) -> str | None:
     """Who wrote hook file `path`: adaptergit (PLAIN), lefthook, the pre-commit framework, someone
     else (""), or None when there is no file."""
@@ -304,7 +310,7 @@ def status(git: GitRepo) -> list[HookState]:
             )
         elif kind == PRE_COMMIT:
             legacy = path.with_name(name + LEGACY_SUFFIX)
-            ours = _is_ours(legacy)
+            ours = _is_ours(legacy) and _is_current(legacy)
             states.append(
                 HookState(
                     name=name,
@@ -320,7 +326,7 @@ def status(git: GitRepo) -> list[HookState]:
                 HookState(
                     name=name,
                     path=path,
-                    installed=kind == PLAIN,
+                    installed=kind == PLAIN and _is_current(path),
                     chained=chained_found,
                     foreign=kind == "",
                 )
