@@ -19,6 +19,25 @@ from adaptergit.errors import GitError, NotARepository
 ZERO_SHA = "0" * 40
 
 
+def _rejections(porcelain: str) -> str:
+    """The refs a push was refused, from its ``--porcelain`` report (where git writes them,
+    rather than to stderr), as git prints them without it, with git's advice for the case."""
+    lines = []
+    for line in porcelain.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and "\t" in rest:
+            refs, _, why = rest.partition("\t")
+            short = refs.partition(":")[2].removeprefix("refs/heads/").removeprefix("refs/tags/")
+            status, _, detail = why.partition("] ")
+            lines.append(f" ! {status}] {short} {detail}\n" if detail else f" ! {why} {short}\n")
+            if "fetch first" in why or "non-fast-forward" in why:
+                lines.append(
+                    "! the remote has commits this clone does not: integrate them "
+                    "(`git pull`), then push again\n"
+                )
+    return "".join(dict.fromkeys(lines))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TagInfo:
     """A tag, peeled to its commit.
@@ -410,7 +429,8 @@ class GitRepo:
             env={**os.environ, **env} if env else None,
         )
         if proc.returncode != 0:
-            raise GitError("push", proc.stderr.decode(errors="replace"))
+            report = proc.stdout.decode(errors="replace")
+            raise GitError("push", _rejections(report) + proc.stderr.decode(errors="replace"))
         return proc.stdout.decode(errors="replace")
 
     @staticmethod

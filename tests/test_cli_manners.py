@@ -178,3 +178,24 @@ def test_init_again_upgrades_an_old_diff_driver(registry: Repo) -> None:
     git(registry.root, "config", "diff.adaptergit.textconv", "my-own-converter")
     assert cli(registry.root, "init", ".").returncode == 0
     assert git(registry.root, "config", "diff.adaptergit.textconv").strip() == "my-own-converter"
+
+
+def test_rejected_push_says_why_and_what_to_do(registry: Repo, tmp_path: Path) -> None:
+    """git writes a rejected ref to stdout under --porcelain: the error still names it."""
+    root = registry.root
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(root, "remote", "add", "origin", str(origin))
+    registry.remote_add("store", str(tmp_path / "store"), default=True)
+    assert cli(root, "push").returncode == 0
+    git(tmp_path, "clone", "-q", str(origin), "mate")
+    (tmp_path / "mate/x.txt").write_text("x\n")
+    git(tmp_path / "mate", "add", "x.txt")
+    git(tmp_path / "mate", "commit", "-qm", "x", "--no-verify")
+    git(tmp_path / "mate", "push", "-q", "--no-verify", "origin", "HEAD")
+    (root / "y.txt").write_text("y\n")
+    git(root, "add", "y.txt")
+    git(root, "commit", "-qm", "y")
+    r = cli(root, "push")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert "[rejected]" in r.stderr and "(fetch first)" in r.stderr and "`git pull`" in r.stderr
