@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from adaptergit.manifest import Manifest, Version
     from adaptergit.repo import Repo
 
+__version__: str  # read lazily from the installed distribution (see __getattr__)
+
 __all__ = [
     "AdapterGitError",
     "AdapterGitWarning",
@@ -38,6 +40,13 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's, as `adaptergit --version` prints
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("adaptergit")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree, not installed
+            return "0+unknown"
     if name in _LAZY:
         import importlib
 

@@ -57,12 +57,35 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
-def init(path: Path) -> None:
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="URL",
+    help="A DVC remote (directory, s3://, ssh://) to make the default in the first commit, so "
+    "that plain `dvc pull` reaches every version.",
+)
+@click.option(
+    "--remote-name", default="storage", show_default=True, help="The name of that remote."
+)
+def init(path: Path, remote_url: str | None, remote_name: str) -> None:
     """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice)."""
+    from adaptergit.ops import hooks as hooks_mod
+    from adaptergit.ops.init import is_registry
     from adaptergit.repo import Repo
 
-    with Repo.init(path) as repo:
-        click.echo(f"Initialised adaptergit registry in {repo.root}")
+    existed = is_registry(path)
+    with Repo.init(path, remote=remote_url, remote_name=remote_name) as repo:
+        if existed:
+            click.echo(
+                f"Reinitialised existing adaptergit registry in {repo.root} "
+                "(hooks and diff driver checked)"
+            )
+        else:
+            click.echo(f"Initialised adaptergit registry in {repo.root}")
+        for line in hooks_mod.notes(hooks_mod.status(repo.git)):
+            click.echo(line)
+        if remote_url is not None:
+            click.echo(f"DVC remote {remote_name} ({remote_url}) is the default")
 
 
 @cli.command()
@@ -207,14 +230,70 @@ def remote_add(
     ctx: click.Context, name: str, url: str, default: bool, options: tuple[str, ...]
 ) -> None:
     """Add DVC remote NAME at URL, and commit .dvc/config (credentials stay uncommitted)."""
+    added = _open_repo(ctx).remote_add(name, url, default=default, options=_options(options))
+    click.echo(
+        f"added DVC remote {added.name} ({added.url})" + (" as the default" if default else "")
+    )
+    if added.older:
+        shown = ", ".join(added.older[:3]) + (
+            f" (+{len(added.older) - 3})" if len(added.older) > 3 else ""
+        )
+        click.echo(
+            f"note: {shown} came before this remote, so their commits do not name it: "
+            f"adaptergit push/pull reach them; plain DVC does after `{added.local_recipe}` "
+            "in each clone (`adaptergit init --remote URL` avoids this in a new registry)"
+        )
+
+
+def _options(options: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict."""
     parsed = {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="--option")
         parsed[key.strip()] = value
-    _open_repo(ctx).remote_add(name, url, default=default, options=parsed)
-    click.echo(f"added DVC remote {name} ({url})" + (" as the default" if default else ""))
+    return parsed
+
+
+@remote.command("remove")
+@click.argument("name")
+@click.pass_context
+def remote_remove(ctx: click.Context, name: str) -> None:
+    """Remove DVC remote NAME and commit .dvc/config (the weights on it stay there)."""
+    _open_repo(ctx).remote_remove(name)
+    click.echo(f"removed DVC remote {name}")
+
+
+@remote.command("modify")
+@click.argument("name")
+@click.argument("option")
+@click.argument("value", required=False)
+@click.option("--unset", is_flag=True, help="Remove OPTION instead of setting it.")
+@click.pass_context
+def remote_modify(
+    ctx: click.Context, name: str, option: str, value: str | None, unset: bool
+) -> None:
+    """Set OPTION of DVC remote NAME to VALUE (url, endpointurl, region, ...), as `dvc remote
+    modify` does, and commit .dvc/config; secrets go to .dvc/config.local only."""
+    if unset == (value is not None):
+        raise click.UsageError("give VALUE, or --unset without a VALUE")
+    repo = _open_repo(ctx)
+    if unset:
+        repo.remote_modify(name, {}, unset=[option])
+        click.echo(f"unset {option} of DVC remote {name}")
+    else:
+        repo.remote_modify(name, {option: value or ""})
+        click.echo(f"set {option} of DVC remote {name}")
+
+
+@remote.command("default")
+@click.argument("name")
+@click.pass_context
+def remote_default(ctx: click.Context, name: str) -> None:
+    """Make DVC remote NAME the default one and commit .dvc/config."""
+    _open_repo(ctx).remote_modify(name, {}, default=True)
+    click.echo(f"DVC remote {name} is the default")
 
 
 @remote.command("list")
@@ -251,15 +330,27 @@ def push(
         result = _open_repo(ctx).push(refs, remote=remote, git_remote=git_remote, progress=bar)
     finally:
         bar.close()
-    uploaded = ", ".join(result.uploaded) if result.uploaded else "nothing (all there already)"
-    click.echo(
-        f"weights: uploaded {uploaded} to DVC remote {printable(result.remote, one_line=True)}"
-    )
+    if result.uploaded:
+        click.echo(
+            f"weights: uploaded {', '.join(result.uploaded)} to DVC remote "
+            f"{printable(result.remote, one_line=True)}"
+        )
+    else:
+        click.echo(
+            f"weights: uploaded nothing, all {len(result.versions)} version(s) are on DVC "
+            f"remote {printable(result.remote, one_line=True)} already"
+        )
     if result.git_remote is None:
         click.echo("git: no git remote configured; refs were not pushed")
+    elif not result.git_updated:
+        click.echo(f"git: nothing to push ({result.git_remote} is up to date)")
     else:
-        where = printable(result.git_remote, one_line=True)
-        click.echo(f"git: pushed {len(result.git_refs)} ref(s) to {where}")
+        same = len(result.git_refs) - len(result.git_updated)
+        click.echo(
+            f"git: pushed {len(result.git_updated)} ref(s) to "
+            f"{printable(result.git_remote, one_line=True)}"
+            + (f" ({same} already there)" if same else "")
+        )
 
 
 def _fetch_command(
@@ -274,6 +365,9 @@ def _fetch_command(
             result = repo.fetch(refs, remote=remote, progress=bar)
     finally:
         bar.close()
+    if not result.versions:
+        click.echo("nothing to fetch: no adapter is checked out", err=True)
+        return
     fetched = ", ".join(result.fetched) if result.fetched else "nothing (all in the cache already)"
     click.echo(f"fetched {fetched}")
     if checkout:
@@ -281,21 +375,25 @@ def _fetch_command(
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
 @click.option("--remote", "-r", help="DVC remote (default: the configured default).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite changes that no version records.")
 @click.pass_context
 def pull(ctx: click.Context, refs: tuple[str, ...], remote: str | None, force: bool) -> None:
-    """Fetch the versions' weights and check them out into adapters/NAME."""
+    """Fetch the versions' weights and check them out into adapters/NAME.
+
+    Without REFS, as `dvc pull`: the weights of every adapter checked out in the work tree.
+    """
     _fetch_command(ctx, refs, remote, checkout=True, force=force)
 
 
 @cli.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
 @click.option("--remote", "-r", help="DVC remote (default: the configured default).")
 @click.pass_context
 def fetch(ctx: click.Context, refs: tuple[str, ...], remote: str | None) -> None:
-    """Fetch the versions' weights into the local DVC cache only."""
+    """Fetch the versions' weights into the local DVC cache only (without REFS: those checked
+    out in the work tree)."""
     _fetch_command(ctx, refs, remote, checkout=False, force=False)
 
 
@@ -312,17 +410,21 @@ def _print_hooks(states: list[Any]) -> None:
 @hooks.command("install")
 @click.pass_context
 def hooks_install(ctx: click.Context) -> None:
-    """Install pre-commit, post-checkout, post-merge and pre-push (existing hooks are chained)."""
+    """Install pre-commit, post-checkout, post-merge and pre-push beside the hooks already there
+    (chained, or added to husky, lefthook or the pre-commit framework)."""
     from adaptergit.gitrepo import GitRepo
     from adaptergit.ops import hooks as hooks_mod
 
-    _print_hooks(hooks_mod.install(GitRepo(ctx.obj["path"])))
+    states = hooks_mod.install(GitRepo(ctx.obj["path"]))
+    _print_hooks(states)
+    for line in hooks_mod.notes(states):
+        click.echo(line)
 
 
 @hooks.command("uninstall")
 @click.pass_context
 def hooks_uninstall(ctx: click.Context) -> None:
-    """Remove adaptergit's hooks and restore the hooks they chained."""
+    """Remove adaptergit's hooks and put back every file as it was before, byte for byte."""
     from adaptergit.gitrepo import GitRepo
     from adaptergit.ops import hooks as hooks_mod
 
@@ -712,5 +814,5 @@ def demo(directory: Path | None) -> None:
     """
     from adaptergit.demo import run_demo
 
-    result = run_demo(directory, echo=click.echo, progress=sys.stdout.isatty())
+    result = run_demo(directory, echo=click.echo)
     click.echo(f"\ndone in {result.seconds:.1f} s; everything is in {result.directory}")

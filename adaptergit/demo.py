@@ -120,14 +120,17 @@ def _encode(text: str) -> list[int]:
     return list(text.encode("utf-8"))
 
 
-def _chunks(ids: list[int], length: int, stride: int) -> list[list[int]]:
-    return [ids[i : i + length] for i in range(0, len(ids) - length + 1, stride)]
+def run_demo(directory: Path | str | None = None, *, echo: Echo = print) -> DemoResult:
+    """Run the demo in `directory` (a new temporary folder by default), printing each step.
 
+    Every step is printed as the command that does it, run in `directory`: the two Python steps
+    are scripts the demo writes there (``make_base.py``, ``train.py``) and runs as ``python
+    SCRIPT`` would, in this process; their own output goes to stdout.
 
-def run_demo(
-    directory: Path | str | None = None, *, echo: Echo = print, progress: bool = False
-) -> DemoResult:
-    """Run the demo in `directory` (a new temporary folder by default), printing each step."""
+    Raises:
+        InvalidInput: `directory` exists and is not an empty folder.
+        MissingDependency: torch, transformers or peft is not installed.
+    """
     started = time.monotonic()
     require_training_stack("adaptergit demo")
     if directory is None:
@@ -138,7 +141,7 @@ def run_demo(
             raise InvalidInput(f"{root} is not an empty folder; give the demo a new or empty one")
         root.mkdir(parents=True, exist_ok=True)
     with _quiet():
-        return _run(root, echo, progress, started)
+        return _run(root, echo, started)
 
 
 def _step(echo: Echo, command: str, note: str = "") -> None:
@@ -146,43 +149,199 @@ def _step(echo: Echo, command: str, note: str = "") -> None:
     echo(f"$ {command}" + (f"    # {note}" if note else ""))
 
 
-def _run(root: Path, echo: Echo, progress: bool, started: float) -> DemoResult:
+# The demo's two Python steps, written into its folder as scripts (@NAME@ fields filled in).
+MAKE_BASE = '''\
+"""A tiny Llama-style causal LM, built from a config and saved as the base model (base-model/).
+
+Written by `adaptergit demo`; `python make_base.py` in this folder makes it again.
+"""
+
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+HERE = Path(__file__).resolve().parent
+torch.manual_seed(@SEED@)
+LlamaForCausalLM(LlamaConfig(**@CONFIG@)).save_pretrained(HERE / "base-model")
+size = sum(p.stat().st_size for p in (HERE / "base-model").iterdir())
+print(f"saved base-model/ ({size // 1000} kB)", flush=True)
+'''
+
+TRAIN = '''\
+"""Train a LoRA on a short built-in text with the transformers Trainer; adaptergit's callback
+records a version of it at each epoch end, with its eval loss, and marks the best one #best.
+
+Written by `adaptergit demo`; `python train.py` in this folder trains again (more versions).
+The Trainer's own output stays outside the registry, in trainer-output/.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from adaptergit.integrations.transformers import AdapterGitCallback
+
+HERE = Path(__file__).resolve().parent
+NAME = @NAME@
+EPOCHS = @EPOCHS@
+SEQ_LEN = @SEQ_LEN@
+SEED = @SEED@
+TEXT = @TEXT@
+PROBE = @PROBE@  # each version's outputs on it are kept, to check the copy loaded later
+LORA = @LORA@
+
+
+def encode(text):
+    return list(text.encode("utf-8"))  # a byte-level model: token id = byte value
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, ids):
+        step = SEQ_LEN // 2
+        self.rows = [torch.tensor(ids[i : i + SEQ_LEN]) for i in range(0, len(ids) - SEQ_LEN + 1, step)]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.rows[i], "labels": self.rows[i]}
+
+
+class Show(TrainerCallback):
+    """A progress bar on a terminal, and a line per epoch naming the version recorded."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if sys.stdout.isatty():
+            per_epoch = max(state.max_steps // EPOCHS, 1)
+            done = (state.global_step - 1) % per_epoch + 1
+            bar = "#" * done + "." * (per_epoch - done)
+            sys.stdout.write(f"\\r  [{bar}] step {state.global_step}/{state.max_steps}")
+            sys.stdout.flush()
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if len(versioning.versions) > len(recorded):
+            version = versioning.versions[-1]
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                recorded[version.ref] = model(torch.tensor([encode(PROBE)])).logits.clone()
+            model.train(was_training)
+            best = "  #best" if versioning.best is version else ""
+            clear = "\\r\\033[K" if sys.stdout.isatty() else ""
+            loss = (metrics or {}).get("eval_loss", float("nan"))
+            print(f"{clear}  epoch {state.epoch:g}/{EPOCHS}  eval_loss {loss:.4f}  -> {version.ref}{best}", flush=True)
+
+
+ids = encode(TEXT)
+split = int(len(ids) * 0.8)
+torch.manual_seed(SEED)
+model = get_peft_model(AutoModelForCausalLM.from_pretrained(HERE / "base-model"), LoraConfig(**LORA))
+versioning = AdapterGitCallback(HERE / "registry", name=NAME, every="epoch")
+recorded = {}
+args = TrainingArguments(
+    output_dir=str(HERE / "trainer-output"),
+    num_train_epochs=EPOCHS,
+    per_device_train_batch_size=4,
+    per_device_eval_batch_size=8,
+    learning_rate=2e-2,
+    warmup_steps=0,
+    eval_strategy="epoch",
+    save_strategy="no",
+    logging_strategy="epoch",
+    report_to="none",
+    use_cpu=True,
+    disable_tqdm=True,
+    seed=SEED,
+    data_seed=SEED,
+)
+trainer = Trainer(
+    model=model,
+    args=args,
+    train_dataset=Rows(ids[:split]),
+    eval_dataset=Rows(ids[split:]),
+    callbacks=[versioning, Show()],
+)
+for printer in (PrinterCallback, ProgressCallback):  # Show prints a line per epoch instead
+    trainer.remove_callback(printer)
+trainer.train()
+'''
+
+
+def _script(path: Path, template: str, **fields: Any) -> Path:
+    """Write a script from `template`, each ``@FIELD@`` replaced by the repr of its value."""
+    text = template
+    for key, value in fields.items():
+        text = text.replace(f"@{key.upper()}@", repr(value))
+    path.write_text(text)
+    return path
+
+
+def _run_script(path: Path) -> dict[str, Any]:
+    """Run a script the demo wrote as ``python PATH`` would, but in this process (torch and
+    transformers are loaded once); return its globals."""
+    import runpy
+
+    sys.stdout.flush()
+    return runpy.run_path(str(path), run_name="__main__")
+
+
+def _run(root: Path, echo: Echo, started: float) -> DemoResult:
     from adaptergit.gitrepo import GitRepo
     from adaptergit.render import log_table
     from adaptergit.repo import Repo
 
     registry_dir = root / "registry"
     base_dir = root / "base-model"
-    echo(f"adaptergit demo in {root}")
+    storage = root / "dvc-storage"
+    origin = root / "origin.git"
+    laptop = root / "laptop"
+    export_dir = root / "hub-export"
+    echo(f"adaptergit demo in {root} (each command below starts there)")
 
-    _step(echo, "adaptergit init registry && cd registry")
-    repo = Repo.init(registry_dir)
-    echo(f"Initialised adaptergit registry in {repo.root}")
-
-    _step(echo, "python make_base.py", "a tiny causal LM from a config, saved as the base model")
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(SEED)
-    LlamaForCausalLM(LlamaConfig(**MODEL_CONFIG)).save_pretrained(base_dir)
-    echo(f"saved {base_dir.name}/ ({sum(p.stat().st_size for p in base_dir.iterdir()) // 1000} kB)")
+    make_base = _script(root / "make_base.py", MAKE_BASE, seed=SEED, config=MODEL_CONFIG)
+    _step(echo, f"python {make_base.name}", "a tiny causal LM from a config, saved as base-model/")
+    _run_script(make_base)
 
     _step(
         echo,
-        "python train.py",
-        f"Trainer(..., callbacks=[AdapterGitCallback(name={NAME!r}, every='epoch')])",
+        f"adaptergit init {registry_dir.name} --remote {storage}",
+        "git + DVC, with a default DVC remote from the first commit",
     )
-    versions, best, recorded = _train(repo, base_dir, echo, progress)
+    Repo.init(registry_dir, remote=str(storage)).close()
+    echo(f"Initialised adaptergit registry in {registry_dir}")
+    echo(f"DVC remote storage ({storage}) is the default")
 
-    _step(echo, "adaptergit log")
+    train = _script(
+        root / "train.py",
+        TRAIN,
+        name=NAME,
+        epochs=EPOCHS,
+        seq_len=SEQ_LEN,
+        seed=SEED,
+        text=TEXT,
+        probe=PROBE,
+        lora=LORA_CONFIG,
+    )
+    _step(
+        echo,
+        f"python {train.name}",
+        f"Trainer(..., callbacks=[AdapterGitCallback('registry', name={NAME!r}, every='epoch')])",
+    )
+    trained = _run_script(train)
+    callback, recorded = trained["versioning"], trained["recorded"]
+    versions = [v.ref for v in callback.versions]
+    best = callback.best.ref if callback.best else None
+
+    repo = Repo(registry_dir)
+    _step(echo, f"cd {registry_dir.name} && adaptergit log")
     for line in log_table(repo.log(NAME), width=WIDTH):
         echo(line)
 
-    storage = root / "dvc-storage"
-    origin = root / "origin.git"
-    _step(echo, f"adaptergit remote add storage {storage} --default")
-    repo.remote_add("storage", str(storage), default=True)
-    echo(f"added DVC remote storage ({storage}) as the default")
     _step(echo, f"git init --bare {origin} && git remote add origin {origin}")
     GitRepo.init_bare(origin)
     repo.git.add_remote("origin", str(origin))
@@ -191,9 +350,8 @@ def _run(root: Path, echo: Echo, progress: bool, started: float) -> DemoResult:
     echo(
         f"weights: uploaded {', '.join(pushed.uploaded) or 'nothing'} to DVC remote {pushed.remote}"
     )
-    echo(f"git: pushed {len(pushed.git_refs)} ref(s) to {pushed.git_remote}")
+    echo(f"git: pushed {len(pushed.git_updated)} ref(s) to {pushed.git_remote}")
 
-    laptop = root / "laptop"
     first = versions[0]
     _step(echo, f"git clone {origin} {laptop} && cd {laptop}", "another machine, in effect")
     GitRepo.clone(str(origin), laptop).close()
@@ -202,8 +360,12 @@ def _run(root: Path, echo: Echo, progress: bool, started: float) -> DemoResult:
     fetched = clone.pull([first])
     echo(f"fetched {', '.join(fetched.fetched) or 'nothing'}; checked out {first}")
 
-    _step(echo, f"adaptergit checkout {NAME}#best --to hub-export", "README.md: a Hub model card")
-    export = clone.checkout(f"{NAME}#best", to=laptop.parent / "hub-export")
+    _step(
+        echo,
+        f"adaptergit checkout {NAME}#best --to ../{export_dir.name}",
+        "README.md: a Hub model card",
+    )
+    export = clone.checkout(f"{NAME}#best", to=export_dir)
     echo(
         f"{clone.resolve(f'{NAME}#best').ref} -> {export} ({', '.join(sorted(p.name for p in export.iterdir()))})"
     )
@@ -213,6 +375,8 @@ def _run(root: Path, echo: Echo, progress: bool, started: float) -> DemoResult:
         f"python -c \"import adaptergit; adaptergit.load('{first}', '{base_dir}')\"",
         "checks the base model's fingerprint, then PEFT loads it",
     )
+    import torch
+
     import adaptergit
 
     model = adaptergit.load(first, base_dir, repo=clone)
@@ -236,104 +400,6 @@ def _run(root: Path, echo: Echo, progress: bool, started: float) -> DemoResult:
         loaded=first,
         max_abs_diff=diff,
         seconds=time.monotonic() - started,
-    )
-
-
-def _train(
-    repo: Any, base_dir: Path, echo: Echo, progress: bool
-) -> tuple[list[str], str | None, dict[str, Any]]:
-    """Train the LoRA for EPOCHS epochs with the callback; return versions, best, probe outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from adaptergit.integrations.transformers import AdapterGitCallback
-
-    ids = _encode(TEXT)
-    split = int(len(ids) * 0.8)
-    train_rows = _chunks(ids[:split], SEQ_LEN, SEQ_LEN // 2)
-    eval_rows = _chunks(ids[split:], SEQ_LEN, SEQ_LEN // 2)
-
-    class Rows(torch.utils.data.Dataset[dict[str, Any]]):
-        def __init__(self, rows: list[list[int]]) -> None:
-            self.rows = [torch.tensor(r) for r in rows]
-
-        def __len__(self) -> int:
-            return len(self.rows)
-
-        def __getitem__(self, i: int) -> dict[str, Any]:
-            return {"input_ids": self.rows[i], "labels": self.rows[i]}
-
-    torch.manual_seed(SEED)
-    base = AutoModelForCausalLM.from_pretrained(base_dir)
-    model = get_peft_model(base, LoraConfig(**LORA_CONFIG))
-    versioning = AdapterGitCallback(repo, name=NAME, every="epoch")
-    recorded: dict[str, Any] = {}
-    probe = torch.tensor([_encode(PROBE)])
-
-    class Show(TrainerCallback):
-        """Progress, and each version's outputs on a probe, kept to check the loaded copy."""
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if progress:
-                per_epoch = max(state.max_steps // EPOCHS, 1)
-                epoch, done = divmod(state.global_step - 1, per_epoch)
-                epoch, done = epoch + 1, done + 1
-                bar = "#" * done + "." * (per_epoch - done)
-                sys.stdout.write(
-                    f"\r  epoch {epoch}/{EPOCHS} [{bar}] step {state.global_step}/{state.max_steps}"
-                )
-                sys.stdout.flush()
-
-        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if len(versioning.versions) > len(recorded):
-                version = versioning.versions[-1]
-                net = kwargs["model"]
-                was_training = net.training
-                net.eval()
-                with torch.no_grad():
-                    recorded[version.ref] = net(probe).logits.clone()
-                net.train(was_training)
-                if progress:
-                    sys.stdout.write("\r\033[K")
-                metrics = kwargs.get("metrics") or {}
-                best = "  #best" if versioning.best is version else ""
-                echo(
-                    f"  epoch {state.epoch:g}/{EPOCHS}  eval_loss {metrics.get('eval_loss', float('nan')):.4f}"
-                    f"  -> {version.ref}{best}"
-                )
-
-    args = TrainingArguments(
-        output_dir=str(base_dir.parent / "trainer-output"),
-        num_train_epochs=EPOCHS,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=8,
-        learning_rate=2e-2,
-        warmup_steps=0,
-        eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="epoch",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=SEED,
-        data_seed=SEED,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=Rows(train_rows),
-        eval_dataset=Rows(eval_rows),
-        callbacks=[versioning, Show()],
-    )
-    for printer in (PrinterCallback, ProgressCallback):  # the demo prints its own progress
-        trainer.remove_callback(printer)
-    trainer.train()
-    return (
-        [v.ref for v in versioning.versions],
-        versioning.best.ref if versioning.best else None,
-        recorded,
     )
 
 

@@ -23,6 +23,7 @@ from adaptergit.errors import (
     AdapterGitError,
     DvcError,
     FileSystemError,
+    MissingRemoteSupport,
     UnsafePath,
     UntrustedConfig,
 )
@@ -475,6 +476,36 @@ SECRET_OPTIONS = frozenset(
 )
 
 
+# DVC's plugin module for each URL scheme it supports through a separate package.
+_PLUGINS = {"s3": "dvc_s3", "ssh": "dvc_ssh", "gs": "dvc_gs", "azure": "dvc_azure"}
+
+
+def require_plugin(url: str) -> None:
+    """Check that DVC can reach `url`: the plugin for its scheme (``dvc-s3`` for ``s3://``) loads.
+
+    Raises:
+        MissingRemoteSupport: it does not; the message names ``adaptergit[s3]`` (or the package).
+    """
+    found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    plugin = _PLUGINS.get(found[1].lower()) if found else None
+    if found is None or plugin is None:
+        return
+    import importlib
+
+    try:
+        importlib.import_module(plugin)
+    except ImportError:
+        raise MissingRemoteSupport(found[1].lower(), plugin.replace("_", "-")) from None
+
+
+def _missing_plugin(message: str) -> str:
+    """DVC's "s3 is supported, but requires 'dvc-s3' to be installed" as adaptergit's advice."""
+    found = re.search(r"(\w+) is supported, but requires '([\w-]+)'", message)
+    if found is None:
+        return message
+    return str(MissingRemoteSupport(found[1].lower(), found[2]))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RemoteInfo:
     name: str
@@ -577,6 +608,88 @@ class DvcRemotes:
             raise
         except Exception as exc:
             raise DvcError("remote add", str(exc)) from exc
+
+    def set_default(self, name: str) -> None:
+        """Make remote `name` the default (in .dvc/config).
+
+        Raises:
+            DvcError: there is no remote `name`.
+        """
+        self._edit_config("remote default", name, {}, (), default=True)
+
+    def remove_remote(self, name: str) -> None:
+        """Remove remote `name` from .dvc/config and .dvc/config.local (and as the default).
+
+        Raises:
+            DvcError: there is no remote `name`.
+        """
+        from dvc.config import Config
+
+        if name not in {r.name for r in self.configured()}:
+            raise DvcError("remote remove", f"no remote named {name!r}")
+        try:
+            config = Config(dvc_dir=str(self.repo.dvc_dir))
+            for level in ("repo", "local"):
+                with config.edit(level) as conf:
+                    conf["remote"].pop(name, None)
+                    if conf["core"].get("remote") == name:
+                        del conf["core"]["remote"]
+        except Exception as exc:
+            raise DvcError("remote remove", _one_line(exc)) from exc
+        self._fallback_config = None
+
+    def modify_remote(self, name: str, options: dict[str, str], unset: Sequence[str] = ()) -> None:
+        """Set options of remote `name` (``url``, ``endpointurl``, ...) and unset others.
+
+        Secret options (passwords, keys, a password in the URL) go to the git-ignored
+        .dvc/config.local only.
+
+        Raises:
+            DvcError: there is no remote `name`, or DVC refuses an option.
+        """
+        self._edit_config("remote modify", name, options, unset)
+
+    def _edit_config(
+        self,
+        operation: str,
+        name: str,
+        options: dict[str, str],
+        unset: Sequence[str],
+        *,
+        default: bool = False,
+    ) -> None:
+        from dvc.config import Config
+
+        if name not in {r.name for r in self.configured()}:
+            raise DvcError(operation, f"no remote named {name!r}")
+        options = dict(options)
+        if "url" in options:
+            options["url"], password = _split_credentials(options["url"])
+            if password is not None:
+                options["password"] = password
+        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
+        try:
+            config = Config(dvc_dir=str(self.repo.dvc_dir))
+            with config.edit("repo") as conf:
+                if public or unset:
+                    section = conf["remote"].setdefault(name, {})
+                    section.update(public)
+                    for key in unset:
+                        section.pop(key, None)
+                if default:
+                    conf["core"]["remote"] = name
+            if secret or unset:
+                with config.edit("local") as conf:
+                    if secret:
+                        conf["remote"].setdefault(name, {}).update(secret)
+                    for key in unset:
+                        conf["remote"].get(name, {}).pop(key, None)
+                    if name in conf["remote"] and not conf["remote"][name]:
+                        del conf["remote"][name]
+        except Exception as exc:
+            raise DvcError(operation, _one_line(exc)) from exc
+        self._fallback_config = None
 
     def _repo(self) -> Any:
         if self._dvc is None:
@@ -788,7 +901,7 @@ class DvcRemotes:
         return TransferOutcome(
             transferred=frozenset(transferred - failed),
             failed=frozenset(failed),
-            error=reasons[0] if failed and reasons else None,
+            error=_missing_plugin(reasons[0]) if failed and reasons else None,
         )
 
     def _push(
@@ -1023,4 +1136,4 @@ def _one_line(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause).strip() and str(cause).strip() not in text:
         text = f"{text}: {str(cause).strip()}"
-    return " ".join(text.split())
+    return _missing_plugin(" ".join(text.split()))

@@ -247,6 +247,16 @@ class UncommittedChanges(AdapterGitError):
         )
 
 
+class GitViewConflict(AdapterGitError):
+    """git's own state of ``adapters/NAME`` (a merge conflict, a sparse checkout) forbids writing
+    it now; the message says what to do with git first."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"cannot check out {name} here: {reason}")
+
+
 class DestinationNotEmpty(AdapterGitError):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -412,6 +422,24 @@ class MissingDependency(AdapterGitError):
     def __init__(self, package: str, purpose: str, install: str) -> None:
         self.package = package
         super().__init__(f"{purpose} needs {package}; install it with `{install}`")
+
+
+# The extra of adaptergit that installs DVC's plugin for each kind of remote (pyproject.toml).
+REMOTE_EXTRAS = {"s3": "s3", "ssh": "ssh"}
+
+
+class MissingRemoteSupport(AdapterGitError):
+    """A remote's URL needs a DVC plugin that is not installed; the message says what to install."""
+
+    def __init__(self, scheme: str, package: str | None = None) -> None:
+        self.scheme = scheme
+        self.package = package or f"dvc-{scheme}"
+        extra = REMOTE_EXTRAS.get(scheme)
+        install = f'pip install "adaptergit[{extra}]"' if extra else f"pip install {self.package}"
+        super().__init__(
+            f"{scheme}:// remotes need {self.package}, which is not installed; "
+            f"install it with `{install}`"
+        )
 
 
 class InvalidBaseModel(InvalidInput):

@@ -20,6 +20,25 @@ from adaptergit.fsutil import crash_point
 ZERO_SHA = "0" * 40
 
 
+def _rejections(porcelain: str) -> str:
+    """The refs a push was refused, from its ``--porcelain`` report (where git writes them,
+    rather than to stderr), as git prints them without it, with git's advice for the case."""
+    lines = []
+    for line in porcelain.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and "\t" in rest:
+            refs, _, why = rest.partition("\t")
+            short = refs.partition(":")[2].removeprefix("refs/heads/").removeprefix("refs/tags/")
+            status, _, detail = why.partition("] ")
+            lines.append(f" ! {status}] {short} {detail}\n" if detail else f" ! {why} {short}\n")
+            if "fetch first" in why or "non-fast-forward" in why:
+                lines.append(
+                    "! the remote has commits this clone does not: integrate them "
+                    "(`git pull`), then push again\n"
+                )
+    return "".join(dict.fromkeys(lines))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TagInfo:
     """A tag, peeled to its commit.
@@ -209,6 +228,42 @@ class GitRepo:
                 result.append(None)
         return result
 
+    def checkout_bytes(self, rev: str, paths: Sequence[str]) -> list[bytes | None]:
+        """The bytes ``git checkout REV -- PATH`` would write for each path (None if absent).
+
+        git's smudge side is applied: line endings (``core.autocrlf``, ``eol``) and smudge
+        filters of each path's attributes, so a file written from it is one ``git status``
+        calls unchanged. (``cat-file --batch --filters`` loses the paths in git 2.39: one
+        process per path.)
+        """
+        found: list[bytes | None] = []
+        for path in paths:
+            proc = subprocess.run(
+                ["git", "cat-file", "--filters", f"{rev}:{path}"],
+                cwd=self.root,
+                capture_output=True,
+            )
+            found.append(proc.stdout if proc.returncode == 0 else None)
+        return found
+
+    def recheck(self, paths: Sequence[str]) -> None:
+        """Make git compare these files' content at its next look, as after ``git read-tree``.
+
+        The index keeps each file's size from git's last look at it; a file rewritten with other
+        line endings (the same blob for git) has another size, which ``git status`` takes for a
+        change without reading the file. The entries keep their blob and mode (nothing is staged
+        or unstaged); only the cached stat data is cleared. Unmerged entries are left alone.
+        """
+        out = self._run("ls-files", "--stage", "-z", "--", *paths, check=False)
+        records = []
+        for entry in out.split("\x00"):
+            meta, _, path = entry.partition("\t")
+            fields = meta.split()
+            if path and len(fields) == 3 and fields[2] == "0":
+                records.append(f"{fields[0]} {fields[1]}\t{path}\x00")
+        if records:
+            self._run("update-index", "-z", "--index-info", input="".join(records).encode())
+
     def list_dir(self, rev: str, path: str) -> list[str]:
         """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
         out = self._run(
@@ -230,11 +285,27 @@ class GitRepo:
         return entries
 
     def hash_files(self, paths: Sequence[Path]) -> list[str]:
-        """The blob ids git would give these working-tree files (no object is written)."""
+        """The blob ids git would give these working-tree files (no object is written).
+
+        As ``git add`` would store them: the line-ending conversion (``core.autocrlf``, ``eol``,
+        ``text``) and clean filters of each path's attributes are applied, so a file that
+        ``git status`` calls unchanged gets the id of the blob it was committed as.
+        """
         if not paths:
             return []
-        out = self._run("hash-object", "--no-filters", "--", *map(str, paths))
+        out = self._run("hash-object", "--", *map(str, paths))
         return out.split()
+
+    def unmerged(self, pathspecs: Sequence[str]) -> set[str]:
+        """Paths with merge conflicts in the index (``git status``: unmerged, e.g. "UU")."""
+        out = self._run("ls-files", "--unmerged", "-z", "--", *pathspecs, check=False)
+        return {entry.partition("\t")[2] for entry in out.split("\x00") if "\t" in entry}
+
+    def skip_worktree(self, pathspecs: Sequence[str]) -> set[str]:
+        """Tracked paths outside a sparse checkout (the index's skip-worktree bit, ``git
+        ls-files -t``: S): absent from the work tree, yet ``git status`` is clean."""
+        out = self._run("ls-files", "-t", "-z", "--", *pathspecs, check=False)
+        return {entry[2:] for entry in out.split("\x00") if entry.startswith("S ")}
 
     def status(self, paths: Sequence[str]) -> list[str]:
         """`git status --porcelain` lines for `paths`, untracked files included."""
@@ -375,25 +446,53 @@ class GitRepo:
         return names[0] if len(names) == 1 else None
 
     def push(
-        self, remote: str, refspecs: Sequence[str], env: Mapping[str, str] | None = None
+        self,
+        remote: str,
+        refspecs: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        set_upstream: bool = False,
     ) -> str:
-        """``git push`` (hooks run as usual); raises GitError with git's last line on failure."""
+        """``git push`` (hooks run as usual); raises GitError with git's reasons on failure.
+
+        With `set_upstream`, as ``git push -u``: each branch pushed tracks the remote's.
+        Returns git's ``--porcelain`` report (`updated_refs` reads it).
+        """
+        upstream = ["--set-upstream"] if set_upstream else []
         proc = subprocess.run(
-            ["git", "push", "--porcelain", remote, *refspecs],
+            ["git", "push", "--porcelain", *upstream, remote, *refspecs],
             cwd=self.root,
             capture_output=True,
             env={**os.environ, **env} if env else None,
         )
         if proc.returncode != 0:
-            # With --porcelain git reports each refused ref on stdout ("!\tmain:main\t[rejected]
-            # (fetch first)"), and stderr keeps only "failed to push some refs": keep both.
-            refused = [
-                line
-                for line in proc.stdout.decode(errors="replace").splitlines()
-                if line.startswith("!")
-            ]
-            raise GitError("push", "\n".join([*refused, proc.stderr.decode(errors="replace")]))
+            report = proc.stdout.decode(errors="replace")
+            raise GitError("push", _rejections(report) + proc.stderr.decode(errors="replace"))
         return proc.stdout.decode(errors="replace")
+
+    @staticmethod
+    def updated_refs(porcelain: str) -> list[str]:
+        """The remote refs a push changed, from its ``--porcelain`` report (not those that
+        were up to date, flag ``=``)."""
+        updated = []
+        for line in porcelain.splitlines():
+            flag, _, rest = line.partition("\t")
+            if len(flag) == 1 and flag in " +-*" and ":" in rest:
+                updated.append(rest.split("\t")[0].partition(":")[2])
+        return updated
+
+    def upstream(self, branch: str) -> str | None:
+        """The remote branch `branch` tracks (``branch.NAME.merge``), or None."""
+        return self.config_get(f"branch.{branch}.merge")
+
+    def is_ancestor(self, old: str | None, new: str) -> bool:
+        """Whether commit `old` is an ancestor of (or is) commit `new`; False for None."""
+        if old is None:
+            return False
+        proc = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", old, new], cwd=self.root, capture_output=True
+        )
+        return proc.returncode == 0
 
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
         """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""

@@ -339,10 +339,14 @@ class Registry:
 
     def _newer_dvc_config(self) -> str | None:
         """.dvc/config of the branch the user came from, or of the upstream: it may name remotes
-        that an old commit (checked out now) predates."""
+        that an old commit (checked out now) predates. Only a commit that descends from HEAD
+        counts (a remote removed at HEAD stays removed)."""
+        head = self.git.head()
         for rev in ("HEAD@{1}", "@{upstream}", "refs/remotes/origin/HEAD", "main", "master"):
             commit = self.git.resolve_commit(rev)
-            raw = self.git.read_blob(commit, ".dvc/config") if commit else None
+            if commit is None or commit == head or not self.git.is_ancestor(head, commit):
+                continue
+            raw = self.git.read_blob(commit, ".dvc/config")
             if raw and b"remote" in raw and len(raw) <= MAX_SIDE_FILE_BYTES:
                 return raw.decode(errors="replace")
         return None

@@ -315,11 +315,28 @@ def status_lines(report: StatusReport, color: bool = False) -> list[str]:
             what = f"changed since {a.current or a.latest}: {', '.join(a.changed)}"
         elif a.state == "missing-weights":
             what = f"weights missing (`adaptergit checkout {a.name}` restores {a.current})"
+        elif a.state == "stale":
+            what = (
+                f"weights are {a.name}@{a.weights_of}'s, the files {a.current}'s "
+                f"(`adaptergit checkout {a.name}@{a.current}` puts its weights back)"
+            )
+        elif a.state == "untagged":
+            what = (
+                f"at {a.current} as committed at HEAD, but its tag {a.name}@{a.current} is not "
+                "here (`git fetch --tags`)"
+            )
+        elif a.state == "conflict":
+            what = (
+                f"merge conflict in adapters/{a.name} (keep one side with `git checkout --ours` "
+                f"or `--theirs -- adapters/{a.name}`, then `adaptergit checkout {a.name}@VERSION`)"
+            )
         elif a.state == "deleted":
             what = f"deleted from the work tree (latest {a.latest})"
         else:
             what = "no version recorded yet (`adaptergit commit`)"
-        style = "red" if a.state in ("modified", "deleted", "missing-weights") else "yellow"
+        style = (
+            "red" if a.state in ("modified", "deleted", "missing-weights", "conflict") else "yellow"
+        )
         name = printable(a.name, one_line=True)  # a folder name a clone may have chosen
         lines.append(f"{paint(f'{a.state:<15}', style, color)} {name:<{name_w}}  {what}")
     if report.unpushed:

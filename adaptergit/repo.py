@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from adaptergit.manifest import Version
     from adaptergit.ops.gc import GcReport
     from adaptergit.ops.recover import RecoverReport
+    from adaptergit.ops.remotes import RemoteAdded
     from adaptergit.ops.stages import StageEvent
     from adaptergit.ops.status import StatusReport
     from adaptergit.ops.sync import PushResult
@@ -61,12 +62,20 @@ class Repo:
         self.registry.recover_pending()
 
     @classmethod
-    def init(cls, path: Path | str = ".") -> Repo:
+    def init(
+        cls,
+        path: Path | str = ".",
+        *,
+        remote: str | None = None,
+        remote_name: str = op_init.DEFAULT_REMOTE,
+    ) -> Repo:
         """Make `path` an adapter registry (git, DVC, configuration, hooks) and commit the set-up.
 
-        Safe to run again on a registry. See `adaptergit.ops.init.init`.
+        Safe to run again on a registry. With `remote` (a DVC remote URL), that remote is the
+        default from the first commit on, so plain DVC reaches every version. See
+        `adaptergit.ops.init.init`.
         """
-        return cls(op_init.init(path))
+        return cls(op_init.init(path, remote=remote, remote_name=remote_name))
 
     # --- the parts ----------------------------------------------------------------------------
 
@@ -258,9 +267,29 @@ class Repo:
         *,
         default: bool = False,
         options: Mapping[str, str] | None = None,
+    ) -> RemoteAdded:
+        """Add a DVC remote and commit .dvc/config (secrets stay in the git-ignored config.local).
+
+        Returns the remote and the versions committed before it (`RemoteAdded.older`), which
+        plain DVC reaches only after ``dvc remote add --local -d NAME URL``.
+        """
+        return op_remotes.add(self.registry, name, url, default=default, options=options)
+
+    def remote_remove(self, name: str) -> None:
+        """Remove a DVC remote and commit .dvc/config (the weights on it stay there)."""
+        op_remotes.remove(self.registry, name)
+
+    def remote_modify(
+        self,
+        name: str,
+        options: Mapping[str, str],
+        *,
+        unset: Sequence[str] = (),
+        default: bool = False,
     ) -> None:
-        """Add a DVC remote and commit .dvc/config (secrets stay in the git-ignored config.local)."""
-        op_remotes.add(self.registry, name, url, default=default, options=options)
+        """Set or unset a DVC remote's options (``url``, ``endpointurl``, ...), or make it the
+        default, and commit .dvc/config; secrets go to the git-ignored config.local."""
+        op_remotes.modify(self.registry, name, options, unset=unset, default=default)
 
     def remote_list(self) -> list[RemoteInfo]:
         """The DVC remotes, sorted by name; `RemoteInfo.default` marks the default one."""
@@ -283,20 +312,28 @@ class Repo:
         )
 
     def fetch(
-        self, refs: Sequence[str], *, remote: str | None = None, progress: Progress | None = None
+        self,
+        refs: Sequence[str] = (),
+        *,
+        remote: str | None = None,
+        progress: Progress | None = None,
     ) -> FetchResult:
-        """Bring these versions' weights into the local DVC cache."""
+        """Bring these versions' weights into the local DVC cache (none: those checked out)."""
         return op_sync.fetch(self.registry, refs, remote=remote, progress=progress)
 
     def pull(
         self,
-        refs: Sequence[str],
+        refs: Sequence[str] = (),
         *,
         remote: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
     ) -> FetchResult:
-        """Fetch these versions' weights and check each out into ``adapters/NAME``."""
+        """Fetch these versions' weights and check each out into ``adapters/NAME``.
+
+        With no `refs`, as ``dvc pull``: the weights of every adapter checked out in the work
+        tree are fetched and put in place.
+        """
         return op_sync.pull(self.registry, refs, remote=remote, force=force, progress=progress)
 
     # --- comparing and maintaining ------------------------------------------------------------

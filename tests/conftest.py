@@ -146,6 +146,45 @@ def make_adapter(tmp_path: Path) -> MakeAdapter:
     return make
 
 
+class NumpyAdapter(Protocol):
+    """The `numpy_adapter` fixture: write a tiny LoRA folder without torch, return it."""
+
+    def __call__(self, seed: int = 1, *, folder: Path | None = None) -> Path: ...
+
+
+@pytest.fixture
+def numpy_adapter(tmp_path: Path) -> NumpyAdapter:
+    """Write a tiny LoRA folder with numpy and safetensors only (no torch): 2 layers x q/v, r=4,
+    hidden 32, random A and B from `seed`; return the folder."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    def make(seed: int = 1, *, folder: Path | None = None) -> Path:
+        folder = folder or tmp_path / f"numpy-adapter-{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        tensors = {}
+        for layer in range(2):
+            for module in ("q_proj", "v_proj"):
+                prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+                tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((4, 32), dtype=np.float32)
+                tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((32, 4), dtype=np.float32)
+        save_file(tensors, str(folder / "adapter_model.safetensors"))
+        config = {
+            "peft_type": "LORA",
+            "r": 4,
+            "lora_alpha": 8,
+            "target_modules": ["q_proj", "v_proj"],
+            "task_type": "CAUSAL_LM",
+        }
+        (folder / "adapter_config.json").write_text(json.dumps(config))
+        return folder
+
+    return make
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Repo]:
     """A fresh adaptergit registry."""
@@ -157,6 +196,21 @@ def registry(tmp_path: Path) -> Iterator[Repo]:
 
 
 # --- real servers on 127.0.0.1 -------------------------------------------------------------
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip every test that needs sshd from one place, so that a machine without it gets one
+    summary line naming the package, not one per test (see `servers.needs`)."""
+    from .servers import needs_sshd
+
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    if (
+        "ssh_server" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("sshd") is not None
+        or "ssh" in params
+    ):
+        needs_sshd()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
 """Real servers for the tests, on 127.0.0.1: OpenSSH's sshd and moto's S3 server.
 
 Each is started by the test session itself; nothing is mocked, nothing leaves the machine.
+A test that needs a program the README's set-up does not install (sshd, npm) is skipped with one
+line naming the package to install, unless ``ADAPTERGIT_NO_SKIP=1`` (CI sets it) turns such a
+skip into a failure.
 """
 
 from __future__ import annotations
@@ -20,6 +23,33 @@ if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# Set by CI (.ci/run): a test that would be skipped for a missing program fails instead.
+NO_SKIP_ENV = "ADAPTERGIT_NO_SKIP"
+
+
+def needs(program: str, package: str, *, found: bool | None = None) -> None:
+    """Skip the calling test or fixture unless `program` is there (on PATH unless `found` says).
+
+    The reason is one line naming the package to install; with ``ADAPTERGIT_NO_SKIP=1`` the test
+    fails with that line instead, so CI cannot pass by skipping.
+    """
+    import pytest  # the benchmarks import this module too, without pytest
+
+    if found is None:
+        found = shutil.which(program) is not None
+    if found:
+        return
+    reason = f"needs {program}: install {package}"
+    if os.environ.get(NO_SKIP_ENV, "") not in ("", "0"):
+        pytest.fail(f"{reason} ({NO_SKIP_ENV} is set)", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs_sshd() -> None:
+    """`needs` OpenSSH's server and client (sshd, ssh, ssh-keygen)."""
+    needs("sshd", "openssh-server", found=os.access(SSHD, os.X_OK))
+    for program in ("ssh", "ssh-keygen"):
+        needs(program, "openssh-client")
 
 
 def free_port() -> int:

@@ -23,16 +23,22 @@ def test_demo_runs_the_whole_workflow(tmp_path: Path) -> None:
     commands = [line[2:] for line in lines if line.startswith("$ ")]
     assert [c.split()[1] for c in commands if c.startswith("adaptergit")] == [
         "init",
-        "log",
-        "remote",
         "push",
         "pull",
         "checkout",
         "log",
     ]
+    assert "cd registry && adaptergit log" in commands
+    assert "adaptergit init registry --remote" in text  # a remote from the first commit
+    # every step can be typed as shown: the scripts are there, the export where it says
+    root = result.directory
+    for command in commands:
+        if command.startswith("python ") and command.split()[1].endswith(".py"):
+            assert (root / command.split()[1]).is_file()
+    assert "--to ../hub-export" in text and (root / "laptop/../hub-export").is_dir()
+    assert not (root / "registry/trainer-output").exists()  # training output outside
     assert result.versions == ("demo-bot@v0.0.1", "demo-bot@v0.0.2", "demo-bot@v0.0.3")
     assert result.max_abs_diff == 0.0 and "outputs identical" in text
-    root = result.directory
     registry = Repo(root / "registry")
     versions = registry.log("demo-bot")
     assert all("eval_loss" in v.metrics for v in versions)

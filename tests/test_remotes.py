@@ -207,6 +207,7 @@ def test_credentials_stay_out_of_git(registry: Repo, ssh_server: SSHServer) -> N
     assert git(registry.root, "status", "--porcelain") == ""
 
 
+@pytest.mark.sshd
 def test_remote_down_during_push_publishes_nothing_then_recovers(
     shared: Shared, tmp_path: Path
 ) -> None:

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from adaptergit import txn
 from adaptergit.errors import (
+    AdapterGitError,
     CorruptObject,
     DestinationNotEmpty,
     FileSystemError,
+    GitViewConflict,
     IntegrityError,
     ManagedDestination,
     ManifestMismatch,
@@ -103,6 +105,11 @@ def checkout(
         fetch_missing(registry, version)
     if dest is not None:
         return _export(registry, version, blobs, dest)
+    _check_git_view(registry, name, force=force)
+    # As git would write them into the work tree (line endings, filters): git status agrees.
+    present = [f for f, data in blobs.items() if data is not None]
+    smudged = registry.git.checkout_bytes(version.commit, [adapter_path(name, f) for f in present])
+    blobs.update({f: data for f, data in zip(present, smudged, strict=True) if data is not None})
     with registry.lock():
         target = safe_path(registry.root, adapter_path(name))
         if not force:
@@ -117,6 +124,7 @@ def checkout(
                 registry, version, target / WEIGHTS_FILE, tmp_name=journal.tmp_name(WEIGHTS_FILE)
             )
             crash_point("checkout.copied")
+        registry.git.recheck([adapter_path(name, f) for f in present])
     return target
 
 
@@ -137,6 +145,29 @@ def _destination(registry: Registry, to: Path, *, force: bool) -> Path:
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise DestinationNotEmpty(to)
     return dest
+
+
+def _check_git_view(registry: Registry, name: str, *, force: bool) -> None:
+    """Refuse to write ``adapters/NAME`` where git would not: unmerged paths of a merge in
+    progress (unless `force`), or a folder outside the sparse checkout.
+
+    Raises:
+        GitViewConflict: one of those; the message says what git needs first.
+    """
+    path = adapter_path(name)
+    if not force and registry.git.in_progress() and registry.git.unmerged([path]):
+        raise GitViewConflict(
+            name,
+            f"{path} has merge conflicts; keep one side with `git checkout --ours -- {path}` "
+            f"(or --theirs) and `git add {path}`, then check the version out "
+            "(--force writes it over the conflict)",
+        )
+    if registry.git.skip_worktree([path]):
+        raise GitViewConflict(
+            name,
+            f"{path} is outside the sparse checkout; add it with `git sparse-checkout add "
+            f"{path}`, or write the version elsewhere with --to DIR",
+        )
 
 
 def _export(
@@ -345,7 +376,45 @@ def unrecorded_changes(registry: Registry, name: str) -> list[str]:
         sha = file_sha256(target / WEIGHTS_FILE)
         if manifest is None or sha != manifest.weights.sha256:
             changed.append(WEIGHTS_FILE)
-    return changed
+    return _recorded_elsewhere(registry, name, changed) if changed else changed
+
+
+def _recorded_elsewhere(registry: Registry, name: str, changed: list[str]) -> list[str]:
+    """Of `changed` (files of ``adapters/NAME`` that differ from the version its manifest
+    names), those that no version of `name` and no commit at HEAD records either.
+
+    A merge resolved with git (``git checkout --theirs``) leaves one version's files beside
+    another version's weights, and ``git pull`` without tags brings a version whose tag is not
+    here: nothing in them would be lost by a checkout.
+    """
+    target = registry.adapter_dir(name)
+    regs = registry.index.registrations(name)
+    commits = [r.commit for r in regs]
+    head = registry.git.head()
+    if head:
+        commits.append(head)
+    git_files = [f for f in changed if f != WEIGHTS_FILE]
+    ids = registry.git.object_ids(
+        [f"{c}:{adapter_path(name, f)}" for c in commits for f in git_files]
+    )
+    recorded = {
+        (f, oid)
+        for (c, f), oid in zip([(c, f) for c in commits for f in git_files], ids, strict=True)
+        if oid is not None
+    }
+    work = dict(
+        zip(git_files, registry.git.hash_files([target / f for f in git_files]), strict=True)
+    )
+    left = [f for f in git_files if (f, work[f]) not in recorded]
+    if WEIGHTS_FILE in changed:
+        known = {v.weights.sha256 for v in registry.versions(regs)}
+        if head:
+            raw = registry.git.read_blob(head, adapter_path(name, MANIFEST_FILE))
+            with contextlib.suppress(AdapterGitError):
+                known.add(Manifest.from_json(raw or b"").weights.sha256)
+        if file_sha256(target / WEIGHTS_FILE) not in known:
+            left.append(WEIGHTS_FILE)
+    return left
 
 
 __all__ = ["checkout", "copy_verified", "fetch_missing", "restore_weights", "unrecorded_changes"]

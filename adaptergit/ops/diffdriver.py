@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adaptergit import launcher
 from adaptergit import tags as tag_grammar
 from adaptergit.dvcrepo import DvcRepo, Pointer
 from adaptergit.errors import AdapterGitError
@@ -37,23 +38,38 @@ from adaptergit.text import human_size
 
 DRIVER = "adaptergit"
 ATTRIBUTES = (f"{MANIFEST_GLOB} diff={DRIVER}", f"{POINTER_GLOB} diff={DRIVER}")
+# The shell function git's textconv command defines and calls (`textconv_command`).
+TEXTCONV_FUNCTION = "adaptergit_textconv"
 # Weights larger than this (both versions together) are not compared inside `git diff`.
 TEXTCONV_MAX_BYTES = 512_000_000
 
 
 def textconv_command() -> str:
-    """The command git runs for the driver: adaptergit from PATH, else through this Python."""
-    import shutil
-    import sys
+    """The command git runs for the driver (git appends the file's path).
 
-    if shutil.which("adaptergit"):
-        return "adaptergit textconv"
-    return f'"{sys.executable}" -m adaptergit textconv'
+    It runs the adaptergit of the interpreter running now, else the one on PATH, and with neither
+    says so in one line and shows the file as it is, so that ``git diff``, ``git log -p`` and
+    ``git show`` work wherever git runs (`adaptergit.launcher`).
+    """
+    lines = launcher.find_lines(
+        'textconv "$1"',
+        missing=launcher.missing_text("git diff shows adaptergit's files as they are"),
+        fallback='exec cat "$1"',
+    )
+    return f"{TEXTCONV_FUNCTION}() {{ {'; '.join(lines)}; }}; {TEXTCONV_FUNCTION}"
+
+
+def _is_ours(command: str) -> bool:
+    """Whether a ``diff.adaptergit.textconv`` value is one adaptergit wrote (any version)."""
+    return TEXTCONV_FUNCTION in command or "adaptergit textconv" in command
 
 
 def is_configured(git: GitRepo) -> bool:
-    """Whether ``diff.adaptergit.textconv`` is set for this repository."""
-    return git.config_get(f"diff.{DRIVER}.textconv") is not None
+    """Whether ``diff.adaptergit.textconv`` is set for this repository, and not to the bare
+    ``adaptergit textconv`` of older versions (which fails wherever adaptergit is not on PATH;
+    ``adaptergit init`` replaces it)."""
+    value = git.config_get(f"diff.{DRIVER}.textconv")
+    return value is not None and (TEXTCONV_FUNCTION in value or not _is_ours(value))
 
 
 MAX_ATTRIBUTES_BYTES = 4 << 20
@@ -62,11 +78,16 @@ MAX_ATTRIBUTES_BYTES = 4 << 20
 def configure(git: GitRepo) -> list[str]:
     """Set ``diff.adaptergit.textconv`` in .git/config and the attributes; return paths to commit.
 
+    A command an earlier adaptergit wrote (``adaptergit textconv``, which needs adaptergit on
+    PATH) is replaced by the current one; a command of the user's own is left alone.
+
     Not ``cachetextconv``: git would then write notes commits during ``git log -p``, which fails
     outright where no committer identity is configured.
     """
-    if not is_configured(git):
-        git.set_config(f"diff.{DRIVER}.textconv", textconv_command())
+    current = git.config_get(f"diff.{DRIVER}.textconv")
+    wanted = textconv_command()
+    if current is None or (current != wanted and _is_ours(current)):
+        git.set_config(f"diff.{DRIVER}.textconv", wanted)
     path = git.root / GITATTRIBUTES
     # Never through a link: a clone's .gitattributes may point at any file of the user's.
     raw = read_in_tree(git.root, GITATTRIBUTES, MAX_ATTRIBUTES_BYTES)

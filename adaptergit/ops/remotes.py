@@ -1,17 +1,73 @@
-"""DVC remotes of a registry: adding them (committing ``.dvc/config``) and listing them.
+"""DVC remotes of a registry: adding, changing and removing them (committing ``.dvc/config``).
 
-Credentials never reach git: `DvcRemotes.add` writes secret options to the git-ignored
-``.dvc/config.local``, and only ``.dvc/config`` is committed.
+Credentials never reach git: secret options (passwords, keys, a password in the URL) go to the
+git-ignored ``.dvc/config.local``, and only ``.dvc/config`` is committed.
+
+Plain DVC reads the remotes of the commit it works at: a version committed before a remote was
+added does not name it, so `add` reports those versions (`RemoteAdded.older`) and the recipe that
+reaches them (``dvc remote add --local -d NAME URL`` in each clone). ``adaptergit init --remote``
+records the remote in the very first commit, before any version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
-from adaptergit.dvcrepo import DVC_DIR, MAX_CONFIG_BYTES, RemoteInfo
+from adaptergit import tags as tag_grammar
+from adaptergit.dvcrepo import DVC_DIR, MAX_CONFIG_BYTES, RemoteInfo, require_plugin
 from adaptergit.fsutil import read_in_tree
 from adaptergit.registry import Registry
 from adaptergit.txn import DirTransaction
+
+DVC_CONFIG = f"{DVC_DIR}/config"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RemoteAdded:
+    """What `add` did.
+
+    Attributes:
+        name: the remote.
+        url: its URL, without any password (that went to ``.dvc/config.local``).
+        default: whether it is the default remote now.
+        older: versions whose commits predate the remote (their ``.dvc/config`` does not name it),
+            oldest first: adaptergit reaches them, plain DVC needs `local_recipe` first.
+    """
+
+    name: str
+    url: str
+    default: bool
+    older: tuple[str, ...]
+
+    @property
+    def local_recipe(self) -> str:
+        """The command that lets plain DVC reach `older` in a clone."""
+        return f"dvc remote add --local -d {self.name} {self.url}"
+
+
+@contextlib.contextmanager
+def _committing(registry: Registry, message: str) -> Iterator[None]:
+    """Change DVC's configuration and commit ``.dvc/config``, under the lock and a journal: a
+    failure (git cannot commit) or a kill leaves both config files as they were."""
+    files = ["config", "config.local"]
+    with registry.lock():
+        # Neither may be a link (DVC would write through it, outside the repository).
+        for filename in files:
+            read_in_tree(registry.root, f"{DVC_DIR}/{filename}", MAX_CONFIG_BYTES)
+        try:
+            with DirTransaction(
+                registry.state_dir, registry.dvc.dvc_dir, files, copy=True
+            ) as journal:
+
+                def published(commit: str, _tags: dict[str, str]) -> None:
+                    journal.published("HEAD", commit, commit)
+
+                yield
+                registry.git.commit_staged(message, [DVC_CONFIG], on_prepared=published)
+        finally:
+            registry.remotes.close()
 
 
 def add(
@@ -21,7 +77,7 @@ def add(
     *,
     default: bool = False,
     options: Mapping[str, str] | None = None,
-) -> None:
+) -> RemoteAdded:
     """Add DVC remote `name` at `url` and commit ``.dvc/config``.
 
     Args:
@@ -32,26 +88,74 @@ def add(
         options: DVC remote options (``endpointurl``, ``region``, ...); secrets go to
             ``.dvc/config.local`` only.
 
+    Returns:
+        What was added, and the versions committed before it (`RemoteAdded.older`).
+
     Raises:
+        MissingRemoteSupport: the URL needs a DVC plugin that is not installed (nothing changed).
         DvcError: DVC refused the remote (a name that exists, a bad option).
         GitError: git could not commit; the configuration is left as it was.
     """
-    files = ["config", "config.local"]
-    with registry.lock():
-        # Neither may be a link (DVC would write through it, outside the repository).
-        for filename in files:
-            read_in_tree(registry.root, f"{DVC_DIR}/{filename}", MAX_CONFIG_BYTES)
-        # A failure (git cannot commit) or a kill leaves the config as it was: a journal holds
-        # copies of both files until the commit is published.
-        with DirTransaction(registry.state_dir, registry.dvc.dvc_dir, files, copy=True) as journal:
+    require_plugin(url)
+    with _committing(registry, f"Add DVC remote {name}"):
+        registry.remotes.add(name, url, default=default, options=dict(options or {}))
+        older = _older(registry, name)  # under the lock: the index is dropped when it ends
+    info = next(r for r in registry.remotes.configured() if r.name == name)
+    return RemoteAdded(name=name, url=info.url, default=info.default, older=older)
 
-            def published(commit: str, _tags: dict[str, str]) -> None:
-                journal.published("HEAD", commit, commit)
 
-            registry.remotes.add(name, url, default=default, options=dict(options or {}))
-            registry.git.commit_staged(
-                f"Add DVC remote {name}", [f"{DVC_DIR}/config"], on_prepared=published
-            )
+def _older(registry: Registry, name: str) -> tuple[str, ...]:
+    """Versions whose commit's ``.dvc/config`` does not name remote `name`, oldest first."""
+    regs = registry.index.registrations()
+    configs = registry.git.read_blobs([f"{r.commit}:{DVC_CONFIG}" for r in regs])
+    section = f'remote "{name}"'.encode()
+    older = [r.tag for r, raw in zip(regs, configs, strict=True) if section not in (raw or b"")]
+    return tuple(sorted(older, key=tag_grammar.version_order))
+
+
+def remove(registry: Registry, name: str) -> None:
+    """Remove DVC remote `name` (from ``.dvc/config`` and ``config.local``) and commit.
+
+    The weights on it stay there; versions pushed only to it need another way back.
+
+    Raises:
+        DvcError: there is no such remote.
+        GitError: git could not commit; the configuration is left as it was.
+    """
+    with _committing(registry, f"Remove DVC remote {name}"):
+        registry.remotes.remove_remote(name)
+
+
+def modify(
+    registry: Registry,
+    name: str,
+    options: Mapping[str, str],
+    *,
+    unset: Sequence[str] = (),
+    default: bool = False,
+) -> None:
+    """Change DVC remote `name`'s options (as ``dvc remote modify``) and commit ``.dvc/config``.
+
+    Args:
+        registry: the registry.
+        name: the remote.
+        options: options to set (``url``, ``endpointurl``, ...); secrets go to
+            ``.dvc/config.local`` only.
+        unset: options to remove.
+        default: also make it the default remote.
+
+    Raises:
+        MissingRemoteSupport: a new URL needs a DVC plugin that is not installed.
+        DvcError: there is no such remote, or DVC refuses an option.
+        GitError: git could not commit; the configuration is left as it was.
+    """
+    if "url" in options:
+        require_plugin(options["url"])
+    with _committing(registry, f"Modify DVC remote {name}"):
+        if options or unset:
+            registry.remotes.modify_remote(name, dict(options), list(unset))
+        if default:
+            registry.remotes.set_default(name)
 
 
 def configured(registry: Registry) -> list[RemoteInfo]:
@@ -59,4 +163,10 @@ def configured(registry: Registry) -> list[RemoteInfo]:
     return registry.remotes.configured()
 
 
-__all__ = ["add", "configured"]
+__all__ = [
+    "RemoteAdded",
+    "add",
+    "configured",
+    "modify",
+    "remove",
+]

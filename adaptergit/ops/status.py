@@ -20,6 +20,7 @@ from adaptergit import tags as tag_grammar
 from adaptergit.dvcrepo import MAX_POINTER_BYTES, Pointer
 from adaptergit.errors import AdapterGitError
 from adaptergit.fsutil import read_file, safe_path
+from adaptergit.gitrepo import GitRepo
 from adaptergit.hashcache import HashCache, Progress, default_cache, file_sha256, sha256_of
 from adaptergit.layout import (
     ADAPTERS_DIR,
@@ -27,6 +28,7 @@ from adaptergit.layout import (
     POINTER_FILE,
     TRACKED_FILES,
     WEIGHTS_FILE,
+    adapter_of,
     adapter_path,
 )
 from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest
@@ -38,6 +40,9 @@ MODIFIED = "modified"
 MISSING_WEIGHTS = "missing-weights"
 DELETED = "deleted"
 UNTRACKED = "untracked"
+STALE = "stale"
+UNTAGGED = "untagged"
+CONFLICT = "conflict"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,11 +52,18 @@ class AdapterStatus:
     Attributes:
         name: the adapter.
         state: ``clean``; ``behind`` (an older version, unmodified, is checked out);
-            ``modified`` (files that match neither); ``missing-weights``; ``deleted`` (tracked
-            at HEAD, gone from the work tree); ``untracked`` (a folder with no registered version).
+            ``modified`` (files that no version and no commit records); ``missing-weights``;
+            ``stale`` (the weights are another recorded version's, as after a merge resolved
+            with git: nothing is lost, ``adaptergit checkout`` puts the right ones back);
+            ``untagged`` (the files are HEAD's, but the version's tag is not in this clone:
+            ``git fetch --tags``); ``conflict`` (unmerged paths of a merge in progress);
+            ``deleted`` (tracked at HEAD, gone from the work tree); ``untracked`` (a folder with
+            no registered version). An adapter outside a sparse checkout is not listed, as
+            ``git status`` does not list it.
         latest: its latest version, ``vX.Y.Z``.
         current: the version the work tree holds, if known.
         changed: the files that differ.
+        weights_of: for ``stale``, the version whose weights are on disk.
     """
 
     name: str
@@ -59,6 +71,7 @@ class AdapterStatus:
     latest: str | None
     current: str | None
     changed: tuple[str, ...] = ()
+    weights_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self, dict_factory=_json_dict)
@@ -147,6 +160,23 @@ class _WeightsCheck:
         return digest != manifest.weights.sha256
 
 
+def _sparse_adapters(git: GitRepo) -> set[str]:
+    """Adapters whose tracked files are all outside the sparse checkout (skip-worktree)."""
+    tracked: dict[str, int] = {}
+    for path in git.skip_worktree([ADAPTERS_DIR]):
+        found = adapter_of(path)
+        if found is not None:
+            tracked[found[0]] = tracked.get(found[0], 0) + 1
+    at_head = git.head()
+    if not at_head or not tracked:
+        return set()
+    return {
+        name
+        for name, count in tracked.items()
+        if count >= len(git.tree_entries(at_head, adapter_path(name)))
+    }
+
+
 def status(
     registry: Registry, *, progress: Progress | None = None, check_remote: bool = True
 ) -> StatusReport:
@@ -214,13 +244,47 @@ def status(
             changed.append(WEIGHTS_FILE)
         return changed
 
+    def recorded_weights(name: str) -> str | None:
+        """The version of `name` whose weights are on disk now, if any version recorded them."""
+        path = base / name / WEIGHTS_FILE
+        if not path.is_file():
+            return None
+        digest = file_sha256(path, weights.cache, lambda p: sha256_of(p, weights.progress))
+        for version in registry.versions(index.registrations(name)):
+            if version.weights.sha256 == digest:
+                return version.version
+        return None
+
+    def as_at_head(name: str) -> bool:
+        """Whether adapters/NAME's git-tracked files are exactly HEAD's (git status: clean)."""
+        if not head:
+            return False
+        recorded = git.object_ids([f"{head}:{adapter_path(name, f)}" for f in TRACKED_FILES])
+        return all(
+            want == work_ids.get((name, f)) for f, want in zip(TRACKED_FILES, recorded, strict=True)
+        )
+
+    in_merge = git.in_progress() is not None
+    conflicted = (
+        {found[0] for p in git.unmerged([ADAPTERS_DIR]) if (found := adapter_of(p))}
+        if in_merge
+        else set()
+    )
+
     states: list[AdapterStatus] = []
     clean_pointers: dict[str, bytes] = {}  # latest version's tag -> its pointer, read locally
+    # Adapters outside a sparse checkout (git leaves their ignored weights behind, if any).
+    sparse = _sparse_adapters(git)  # also `git update-index --skip-worktree` by hand
     for name in sorted(set(present) | ({n for n in latest if latest[n]} & at_head)):
         reg = latest.get(name)
         top = reg.label if reg is not None else None
+        if name in sparse:  # outside the sparse checkout: git does not list it either
+            continue
         if name not in present:
             states.append(AdapterStatus(name=name, state=DELETED, latest=top, current=None))
+            continue
+        if name in conflicted:
+            states.append(AdapterStatus(name=name, state=CONFLICT, latest=top, current=None))
             continue
         if reg is None:
             states.append(
@@ -261,19 +325,32 @@ def status(
         current = manifest.version if manifest is not None else None
         older = index.find(name, current) if current is not None and current != top else None
         if older is not None:
-            differing = compare(name, older.commit)
-            state = MODIFIED if differing else BEHIND
-            states.append(
-                AdapterStatus(
-                    name=name, state=state, latest=top, current=current, changed=tuple(differing)
-                )
-            )
+            changed = compare(name, older.commit)
+            state = MODIFIED if changed else BEHIND
+        elif current is not None and current != top and as_at_head(name):
+            state = UNTAGGED  # committed at HEAD, registered by a tag this clone lacks
+            changed = [
+                f
+                for f in changed
+                if f == WEIGHTS_FILE and weights.differs(base / name / WEIGHTS_FILE, manifest)
+            ]
         else:
-            states.append(
-                AdapterStatus(
-                    name=name, state=MODIFIED, latest=top, current=top, changed=tuple(changed)
-                )
+            state, current = MODIFIED, top
+        stale = None
+        if changed == [WEIGHTS_FILE] and state == MODIFIED:
+            stale = recorded_weights(name)
+            if stale is not None:
+                state = STALE
+        states.append(
+            AdapterStatus(
+                name=name,
+                state=state,
+                latest=top,
+                current=current,
+                changed=tuple(changed),
+                weights_of=stale,
             )
+        )
 
     # Versions' weights: in the cache (stat), on the remote (stat for a directory remote).
     others = [r for r in regs if r.tag not in clean_pointers]

@@ -17,7 +17,8 @@ from adaptergit.errors import (
     TransferFailed,
 )
 from adaptergit.hashcache import Progress
-from adaptergit.manifest import Version
+from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, adapter_path
+from adaptergit.manifest import Manifest, Version
 from adaptergit.registry import Registry
 
 
@@ -191,6 +192,21 @@ def fetch_versions(
     )
 
 
+def checked_out(registry: Registry) -> list[Version]:
+    """The version of each adapter in the work tree, as its ``manifest.json`` there records it
+    (registered or not: a version whose tag was not fetched has its manifest all the same)."""
+    base = registry.root / ADAPTERS_DIR
+    found = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        path = folder / MANIFEST_FILE
+        if folder.is_dir() and path.is_file():
+            manifest = Manifest.from_json(
+                path.read_bytes(), adapter_path(folder.name, MANIFEST_FILE)
+            )
+            found.append(Version.of_manifest(manifest))
+    return found
+
+
 def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
     """Every registered version whose commit is reachable from `rev`."""
     reachable = set(registry.git.merged_tags(rev, "*@v*"))
@@ -201,6 +217,7 @@ def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
 __all__ = [
     "FetchResult",
     "check_local_objects",
+    "checked_out",
     "fetch_versions",
     "require_remote",
     "upload",
