@@ -157,15 +157,20 @@ def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> N
     repo = _open_repo(ctx)
     versions = repo.log(name, n=n)
     unmanaged = repo.unmanaged(name)
+    withdrawn = repo.withdrawn(name)
     if as_json:
         _echo_json(
             {
                 "versions": [v.to_dict() for v in versions],
                 "unmanaged": [{"ref": r.tag, "commit": r.commit} for r in unmanaged],
+                "withdrawn": [
+                    {"ref": r.tag, "commit": r.commit, "kind": w.kind, "by": w.tag}
+                    for r, w in withdrawn
+                ],
             }
         )
         return
-    if not versions and not unmanaged:
+    if not versions and not unmanaged and not withdrawn:
         click.echo("no versions yet: record one with `adaptergit commit DIR --name NAME`", err=True)
         return
     for line in log_table(versions, width=_width()):
@@ -173,6 +178,9 @@ def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> N
     if unmanaged:
         refs = ", ".join(r.tag for r in unmanaged)
         click.echo(f"registered with GTO outside adaptergit (no manifest): {refs}")
+    if withdrawn:
+        refs = ", ".join(f"{r.tag} ({w.kind})" for r, w in withdrawn)
+        click.echo(f"withdrawn with GTO, not listed: {refs}")
 
 
 @cli.command()

@@ -216,6 +216,24 @@ class UnknownStage(UnknownVersion):
         self.known = sorted(assigned)
 
 
+class AdapterWithdrawn(NotFound):
+    """Every version of an adapter is withdrawn with GTO: deregistered, or the artifact deprecated."""
+
+    def __init__(self, name: str, kind: str, tag: str, versions: Iterable[str] = ()) -> None:
+        self.name = name
+        self.kind = kind  # "deregistered" or "deprecated"
+        self.tag = tag
+        self.versions = list(versions)
+        if kind == "deprecated":
+            what = f"{name} is deprecated (GTO tag {tag})"
+        else:
+            what = f"every version of {name} is deregistered (latest: GTO tag {tag})"
+        super().__init__(
+            f"{what}, so it has no latest version or stages; name a version explicitly "
+            f"({_listing(self.versions)}) to read it anyway"
+        )
+
+
 class UnknownRevision(NotFound):
     def __init__(self, name: str, revision: str, reason: str = "") -> None:
         self.name = name

@@ -8,6 +8,13 @@ count, as in GTO.
 Stages follow GTO's rules: a stage is active on a version while that version's latest event for it
 is an assignment, and the stage belongs to the active version assigned most recently. Events are
 ordered by tagger date (seconds, as GTO does), ties broken by the ``#N`` counter.
+
+Withdrawals follow GTO too (``gto/base.py``): a version whose latest registration event is a
+deregistration (``NAME@vX.Y.Z!#N``, written by ``gto deregister`` and ``gto deprecate NAME V``) is
+no longer active, and an artifact whose latest event of all is a deprecation
+(``NAME@deprecated#N``, ``gto deprecate NAME``) has no active versions at all. Inactive versions
+stay in `registrations` (their weights are still recorded and kept); `active` leaves them out, and
+so do "latest", the stages and the default ``log``, as ``gto show`` does.
 """
 
 from __future__ import annotations
@@ -61,6 +68,35 @@ class StageEventTag:
         return (self.created, self.counter)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Withdrawal:
+    """A GTO tag that withdraws something: ``NAME@vX.Y.Z!#N`` (one version, `version` set) or
+    ``NAME@deprecated#N`` (the whole artifact, `version` None).
+
+    Attributes:
+        name: the adapter.
+        version: the deregistered version, or None for a deprecation of the artifact.
+        tag: the tag's name.
+        created: the tag's date, unix seconds.
+        counter: its ``#N``.
+    """
+
+    name: str
+    version: SemVer | None
+    tag: str
+    created: int
+    counter: int
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.created, self.counter)
+
+    @property
+    def kind(self) -> str:
+        """``deregistered`` or ``deprecated``, as GTO words it."""
+        return "deprecated" if self.version is None else "deregistered"
+
+
 def current_stages(tags: Iterable[TagInfo]) -> dict[tuple[str, str], list[str]]:
     """(name, commit) -> the stages held there, from GTO stage tags (see the module's doc)."""
     return Index(list(tags)).stages()
@@ -78,6 +114,7 @@ class Index:
         self._tags = {t.name: t for t in tags}
         self._versions: dict[str, list[Registration]] = {}
         self._events: dict[str, list[StageEventTag]] = {}
+        self._withdrawals: dict[str, list[Withdrawal]] = {}
         self._counters: dict[str, int] = {}
         for tag in tags:
             parsed = tag_grammar.parse(tag.name)
@@ -112,8 +149,19 @@ class Index:
                         assign=parsed.action == tag_grammar.ASSIGN,
                     )
                 )
+            elif parsed.action in (tag_grammar.DEREGISTER, tag_grammar.DEPRECATE):
+                self._withdrawals.setdefault(parsed.name, []).append(
+                    Withdrawal(
+                        name=parsed.name,
+                        version=parsed.version,
+                        tag=tag.name,
+                        created=tag.created,
+                        counter=parsed.counter or 0,
+                    )
+                )
         for found in self._versions.values():
             found.sort(key=lambda r: r.version)
+        self._inactive = self._withdrawn()
         self._holders = self._stage_holders()
 
     # --- versions ---------------------------------------------------------------------------
@@ -129,8 +177,59 @@ class Index:
         return [r for n in sorted(self._versions) for r in self._versions[n]]
 
     def latest(self, name: str) -> Registration | None:
-        """`name`'s highest registered version, or None."""
+        """`name`'s highest registered version, withdrawn or not (the one new versions follow)."""
         found = self._versions.get(name)
+        return found[-1] if found else None
+
+    # --- withdrawals (GTO's deregistrations and deprecations) -------------------------------
+
+    def _withdrawn(self) -> dict[str, Withdrawal]:
+        """Tag of each registration -> the withdrawal that makes it inactive."""
+        inactive: dict[str, Withdrawal] = {}
+        for name, regs in self._versions.items():
+            withdrawals = self._withdrawals.get(name, [])
+            deprecation = self.deprecation(name)
+            for reg in regs:
+                # A registration has no counter: a deregistration dated the same second follows it.
+                later = [
+                    w
+                    for w in withdrawals
+                    if w.version == reg.version and w.order >= (reg.created, 0)
+                ]
+                if later:
+                    inactive[reg.tag] = max(later, key=lambda w: w.order)
+                elif deprecation is not None:
+                    inactive[reg.tag] = deprecation
+        return inactive
+
+    def deprecation(self, name: str) -> Withdrawal | None:
+        """The ``NAME@deprecated#N`` tag that deprecates the whole of `name`, if its latest event
+        of all is one (a later registration or stage tag brings the artifact back, as in GTO)."""
+        deprecations = [w for w in self._withdrawals.get(name, ()) if w.version is None]
+        if not deprecations:
+            return None
+        newest = max(deprecations, key=lambda w: w.order)
+        others = [(r.created, 0) for r in self._versions.get(name, ())]
+        others += [e.order for e in self._events.get(name, ())]
+        others += [w.order for w in self._withdrawals.get(name, ()) if w.version is not None]
+        if any(order > newest.order for order in others):
+            return None
+        return newest
+
+    def withdrawal(self, reg: Registration) -> Withdrawal | None:
+        """What withdrew `reg` (its deregistration, or its artifact's deprecation), or None if it
+        is active."""
+        return self._inactive.get(reg.tag)
+
+    def active(self, name: str | None = None) -> list[Registration]:
+        """`name`'s active versions (every adapter's when None), lowest first: registered and
+        neither deregistered nor deprecated."""
+        return [r for r in self.registrations(name) if r.tag not in self._inactive]
+
+    def latest_active(self, name: str) -> Registration | None:
+        """`name`'s highest active version: what ``NAME``, ``NAME@latest`` and GTO's
+        ``NAME@greatest`` name."""
+        found = self.active(name)
         return found[-1] if found else None
 
     def find(self, name: str, version: SemVer | str) -> Registration | None:
@@ -153,11 +252,24 @@ class Index:
     # --- stages -----------------------------------------------------------------------------
 
     def _stage_holders(self) -> dict[tuple[str, str], StageEventTag]:
-        """(name, stage) -> the latest active assignment: the version holding the stage."""
+        """(name, stage) -> the latest active assignment: the version holding the stage.
+
+        As in GTO, only active versions hold stages: assignments to a commit whose versions of
+        `name` are all withdrawn, or to any commit of a deprecated artifact, do not count.
+        """
         holders: dict[tuple[str, str], StageEventTag] = {}
         for name, events in self._events.items():
+            if self.deprecation(name) is not None:
+                continue
+            registered: dict[str, bool] = {}  # commit -> holds an active version of name
+            for reg in self._versions.get(name, ()):
+                registered[reg.commit] = registered.get(reg.commit, False) or (
+                    reg.tag not in self._inactive
+                )
             latest: dict[tuple[str, str], StageEventTag] = {}  # (stage, commit) -> last event
             for event in events:
+                if not registered.get(event.commit, True):
+                    continue
                 key = (event.stage, event.commit)
                 if key not in latest or event.order > latest[key].order:
                     latest[key] = event
@@ -211,4 +323,4 @@ class Index:
         return max((e.created for e in self._events.get(name, ())), default=0)
 
 
-__all__ = ["Index", "Registration", "StageEventTag", "current_stages"]
+__all__ = ["Index", "Registration", "StageEventTag", "Withdrawal", "current_stages"]

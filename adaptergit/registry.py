@@ -18,6 +18,7 @@ from adaptergit.dvcrepo import DvcRemotes, DvcRepo
 from adaptergit.errors import (
     AdapterGitError,
     AdapterGitWarning,
+    AdapterWithdrawn,
     InvalidManifest,
     NotAnAdapterVersion,
     NotARepository,
@@ -29,7 +30,7 @@ from adaptergit.errors import (
 )
 from adaptergit.fsutil import RepoLock, crash_point
 from adaptergit.gitrepo import GitRepo
-from adaptergit.index import Index, Registration
+from adaptergit.index import Index, Registration, Withdrawal
 from adaptergit.layout import (
     ADAPTERS_DIR,
     CONFIG_FILE,
@@ -253,6 +254,16 @@ class Registry:
             config=config,
         )
 
+    def withdrawn(self, name: str | None = None) -> list[tuple[Registration, Withdrawal]]:
+        """Registered versions withdrawn with GTO (deregistered, or of a deprecated artifact),
+        lowest first, each with the tag that withdrew it; `log` leaves them out."""
+        found = []
+        for reg in self.index.registrations(name):
+            withdrawal = self.index.withdrawal(reg)
+            if withdrawal is not None:
+                found.append((reg, withdrawal))
+        return found
+
     def unmanaged(self, name: str | None = None) -> list[Registration]:
         """GTO registrations with no adaptergit manifest (``gto register`` of something else).
 
@@ -296,23 +307,52 @@ class Registry:
         regs = index.registrations(name)
         if not regs:
             raise UnknownAdapter(name, self.names())
+        active = index.active(name)
         if ref.stage is not None:
             commit = index.stage_commit(name, ref.stage)
             if commit is None:
+                if not active:
+                    raise self._withdrawn(name, regs)
                 raise UnknownStage(name, ref.stage, index.assigned_stages(name))
-            reg = index.at_commit(name, commit)
-            if reg is None:  # a stage on a commit that no version tag names
+            found = [r for r in active if r.commit == commit]
+            if not found:  # a stage on a commit that no version tag names
                 return self.version_at(name, commit, with_config=with_config)
-            return self.version(reg, with_config=with_config)
+            return self.version(found[-1], with_config=with_config)
         if ref.version is None:
-            return self.version(regs[-1], with_config=with_config)
+            if not active:
+                raise self._withdrawn(name, regs)
+            return self.version(active[-1], with_config=with_config)
         reg = index.find(name, ref.version)
         if reg is None:
             raise UnknownVersion(name, str(ref.version), [r.label for r in regs])
+        withdrawal = index.withdrawal(reg)
+        if withdrawal is not None:
+            warnings.warn(
+                f"{reg.tag} is {withdrawal.kind} (GTO tag {withdrawal.tag}); "
+                "`gto show` and `adaptergit log` no longer list it",
+                AdapterGitWarning,
+                stacklevel=2,
+            )
         return self.version(reg, with_config=with_config)
 
-    def log(self, name: str | None = None, n: int | None = None) -> list[Version]:
+    def _withdrawn(self, name: str, regs: Sequence[Registration]) -> AdapterWithdrawn:
+        """The error for a reference to the latest version or a stage of a withdrawn adapter."""
+        deprecation = self.index.deprecation(name)
+        if deprecation is not None:
+            return AdapterWithdrawn(
+                name, deprecation.kind, deprecation.tag, [r.label for r in regs]
+            )
+        withdrawal = self.index.withdrawal(regs[-1])
+        tag = withdrawal.tag if withdrawal is not None else regs[-1].tag
+        return AdapterWithdrawn(name, "deregistered", tag, [r.label for r in regs])
+
+    def log(
+        self, name: str | None = None, n: int | None = None, *, withdrawn: bool = False
+    ) -> list[Version]:
         """Registered versions, newest first (by registration date, then version).
+
+        Versions withdrawn with GTO (deregistered, or of a deprecated artifact) are left out, as
+        ``gto show`` leaves them out, unless `withdrawn`.
 
         Raises:
             InvalidName: `name` is not a valid adapter name.
@@ -320,9 +360,10 @@ class Registry:
         """
         if name is not None:
             validate_name(name)
-        regs = self.index.registrations(name)
-        if name is not None and not regs and name not in self.names():
+        every = self.index.registrations(name)
+        if name is not None and not every and name not in self.names():
             raise UnknownAdapter(name, self.names())
+        regs = every if withdrawn else self.index.active(name)
         regs.sort(key=lambda r: (r.created, r.version), reverse=True)
         if n is not None:
             regs = regs[: max(n, 0)]

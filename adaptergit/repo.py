@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from adaptergit.dvcrepo import DvcRemotes, DvcRepo, RemoteInfo
     from adaptergit.gitrepo import GitRepo
     from adaptergit.hashcache import Progress
-    from adaptergit.index import Registration
+    from adaptergit.index import Registration, Withdrawal
     from adaptergit.manifest import Version
     from adaptergit.ops.gc import GcReport
     from adaptergit.ops.recover import RecoverReport
@@ -124,17 +124,26 @@ class Repo:
         """Every adapter with a registered version, or a folder under ``adapters/`` at HEAD."""
         return self.registry.names()
 
-    def log(self, name: str | None = None, n: int | None = None) -> list[Version]:
+    def log(
+        self, name: str | None = None, n: int | None = None, *, withdrawn: bool = False
+    ) -> list[Version]:
         """Registered versions, newest first, read from git objects only.
 
         Args:
             name: only this adapter's versions.
             n: at most this many.
+            withdrawn: also list versions withdrawn with GTO (``gto deregister``,
+                ``gto deprecate``), which are left out by default as ``gto show`` leaves them out.
 
         Raises:
             UnknownAdapter: `name` has no versions.
         """
-        return self.registry.log(name, n)
+        return self.registry.log(name, n, withdrawn=withdrawn)
+
+    def withdrawn(self, name: str | None = None) -> list[tuple[Registration, Withdrawal]]:
+        """Versions withdrawn with GTO (deregistered, or their adapter deprecated), each with the
+        GTO tag that withdrew it."""
+        return self.registry.withdrawn(name)
 
     def unmanaged(self, name: str | None = None) -> list[Registration]:
         """Versions registered with GTO outside adaptergit (no manifest): not adapter versions."""
