@@ -130,6 +130,7 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
                 f"no weights: expected {WEIGHTS_FILE} (or {PICKLE_FILE}); "
                 f"the directory holds {_contents(directory)}",
             )
+    _refuse_lfs_pointer(weights_path)
     config, config_bytes = load_adapter_config(config_path)
     return AdapterSource(
         directory=directory,
@@ -137,6 +138,45 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
         config_bytes=config_bytes,
         weights_path=weights_path,
         weights_format=weights_format,
+    )
+
+
+# The first line of every Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md);
+# a pointer is at most 1024 bytes.
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+_LFS_POINTER_MAX = 1024
+
+
+def lfs_pointer(path: Path) -> dict[str, str] | None:
+    """The fields of a Git LFS pointer file (``oid``, ``size``, ...), or None if `path` is not one.
+
+    A clone made without git-lfs holds these small text files where the weights should be.
+    """
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(_LFS_POINTER_MAX + 1)
+    except OSError:
+        return None
+    if len(head) > _LFS_POINTER_MAX or not head.startswith(LFS_POINTER_PREFIX):
+        return None
+    fields = {}
+    for line in head.decode("utf-8", errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key and value:
+            fields[key] = value.strip()
+    return fields
+
+
+def _refuse_lfs_pointer(path: Path) -> None:
+    fields = lfs_pointer(path)
+    if fields is None:
+        return
+    size = fields.get("size", "")
+    what = f" of a {size}-byte file" if size.isdigit() else ""
+    raise InvalidAdapter(
+        path,
+        f"this is a Git LFS pointer{what}, not the weights: the folder was cloned without "
+        "git-lfs; run `git lfs install && git lfs pull` in that clone, then commit again",
     )
 
 
@@ -210,7 +250,7 @@ def scan_weights(
         with open(path, "rb") as stream:
             size = os.fstat(stream.fileno()).st_size
             header = read_header_from(stream, size, path)
-            _refuse_empty(header, path)
+            _refuse_empty(header, path, config)
             mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         raise InvalidAdapter(path, f"cannot read the weights: {exc.strerror or exc}") from None
@@ -248,10 +288,19 @@ def scan_weights(
     )
 
 
-def _refuse_empty(header: Header, path: Path) -> None:
+def _refuse_empty(header: Header, path: Path, config: dict[str, Any] | None = None) -> None:
+    """No tensors, or tensors with no elements (what DeepSpeed ZeRO-3 saves when its shards were
+    not gathered), are refused; AdaLoRA's modules pruned to rank 0 are not empty but normal."""
     if not header.tensors:
         raise InvalidAdapter(path, "the weights file holds no tensors")
-    empty = [s for s in header.tensors if s.numel == 0]
+    pruned = peftkeys.rank_zero_modules(
+        [(s.name, s.shape) for s in header.tensors], (config or {}).get("peft_type")
+    )
+    empty = [
+        s
+        for s in header.tensors
+        if s.numel == 0 and not ((k := peftkeys.parse_key(s.name)) and k.module in pruned)
+    ]
     if empty:
         described = [f"{s.name!r} (shape {list(s.shape)})" for s in empty]
         raise InvalidAdapter(path, f"zero-size tensors, with no elements: {_listing(described, 5)}")

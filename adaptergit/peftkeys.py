@@ -17,6 +17,7 @@ Every module that reads tensor names (validation, diff, loading, the diff driver
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # The wrapper PEFT puts in front of the base model's own module names when it saves.
@@ -99,6 +100,40 @@ def parse_key(name: str, prefix: str = "lora_") -> PeftKey | None:
     return None
 
 
+def rank_zero_modules(
+    tensors: Iterable[tuple[str, tuple[int, ...]]], peft_type: object
+) -> frozenset[str]:
+    """AdaLoRA modules (as saved, wrapper included) that its rank budget pruned to rank 0.
+
+    PEFT saves such a module's ``lora_A`` as (0, in), ``lora_B`` as (out, 0) and ``lora_E`` as
+    (0, 1), and loads them back (peft#1539). A module counts only when all three are there, 2-D,
+    with rank 0 and their other dimension non-zero: a 1-D ``[0]`` tensor (DeepSpeed ZeRO-3's
+    empty shard) never does.
+    """
+    if not isinstance(peft_type, str) or peft_type.upper() != "ADALORA":
+        return frozenset()
+    parts: dict[str, dict[str, tuple[int, ...]]] = {}
+    for name, shape in tensors:
+        key = parse_key(name)
+        if key is not None and key.part in (LORA_A, LORA_B, LORA_E) and key.rest == "":
+            parts.setdefault(key.module, {})[key.part] = tuple(shape)
+    pruned = set()
+    for module, found in parts.items():
+        a, b, e = found.get(LORA_A), found.get(LORA_B), found.get(LORA_E)
+        if (
+            a is not None
+            and b is not None
+            and e is not None
+            and len(a) == len(b) == len(e) == 2
+            and a[0] == b[1] == e[0] == 0
+            and a[1] > 0
+            and b[0] > 0
+            and e[1] == 1
+        ):
+            pruned.add(module)
+    return frozenset(pruned)
+
+
 def layer_prefix(peft_type: object) -> str | None:
     """The tensor prefix of `peft_type`'s tuner layers, or None for methods without layers
     (prompt tuning and the like) or an unknown type."""
@@ -137,5 +172,6 @@ __all__ = [
     "model_name",
     "natural_key",
     "parse_key",
+    "rank_zero_modules",
     "short_module_name",
 ]
