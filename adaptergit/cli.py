@@ -786,7 +786,15 @@ def _verify_base_model(
         "structure-differs": f"other tensors whose shapes fit ({actual}); allowed by --allow-mismatch",
         "unrecorded": "the version recorded no base fingerprint; LoRA shapes fit",
     }.get(check.status, check.status)
-    click.echo(f"{check.ref}: {outcome}; {check.modules} LoRA modules fit {check.base}")
+    built = f" (as {check.model_class})" if check.model_class else ""
+    click.echo(f"{check.ref}: {outcome}; {check.modules} adapter modules fit {check.base}{built}")
+    if check.resize_embeddings is not None:
+        click.echo(
+            f"{check.ref}: the base's token embeddings must be resized to "
+            f"{check.resize_embeddings} (the version carries a resized vocabulary); "
+            "adaptergit.load does it, PeftModel.from_pretrained needs "
+            f"model.resize_token_embeddings({check.resize_embeddings}) first"
+        )
 
 
 @cli.command()

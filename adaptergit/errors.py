@@ -534,21 +534,53 @@ class IncompatibleBaseModel(AdapterGitError):
         expected: tuple[int, ...] | None,
         actual: tuple[int, ...] | None,
         base: str = "",
+        hint: str = "",
     ) -> None:
         self.ref = ref
         self.module = module
         self.expected = expected
         self.actual = actual
         self.base = base
+        self.hint = hint
         where = f" {base}" if base else ""
         if actual is None:
             found = "the base model has no such module"
         else:
             found = f"its weight there is {list(actual)}"
-        super().__init__(
-            f"{ref} does not fit the base model{where}: module {module} needs a weight of shape "
-            f"{list(expected) if expected is not None else '?'}, but {found}"
+        need = (
+            f"needs a weight of shape {list(expected)}"
+            if expected is not None
+            else "needs a module there"
         )
+        super().__init__(
+            f"{ref} does not fit the base model{where}: module {module} {need}, but {found}"
+            + (f" ({hint})" if hint else "")
+        )
+
+
+class AdapterKeysMissing(AdapterGitError):
+    """PEFT loaded a version but left some of the model's adapter parameters at their fresh
+    values: the base model was built as a class the adapter's tensors do not name."""
+
+    def __init__(self, ref: str, model_class: str, keys: Iterable[str]) -> None:
+        self.ref = ref
+        self.model_class = model_class
+        self.keys = list(keys)
+        super().__init__(
+            f"{ref} did not load onto {model_class}: {len(self.keys)} of its adapter parameters "
+            f"found no tensor in the version ({_listing(self.keys, 2)}); the base model must be "
+            "built as the class the adapter was trained on"
+        )
+
+
+class PeftLoadFailed(AdapterGitError):
+    """PEFT could not load a version onto a base model that passed the check."""
+
+    def __init__(self, ref: str, model_class: str, detail: str) -> None:
+        self.ref = ref
+        self.model_class = model_class
+        self.detail = detail
+        super().__init__(f"PEFT could not load {ref} onto {model_class}: {detail}")
 
 
 class BaseModelMismatch(AdapterGitError):

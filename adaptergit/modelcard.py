@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptergit.fingerprint import is_hub_id
+from adaptergit import modelclass
+from adaptergit.errors import AdapterGitError
+from adaptergit.fingerprint import is_hub_id, resolve_base_model
 from adaptergit.manifest import Version
 from adaptergit.metrics import flatten
-from adaptergit.modelclass import AUTO_CLASSES
 from adaptergit.registry_yaml import dump_yaml
 
 # PEFT task types -> the Hub's pipeline tags.
@@ -24,18 +25,52 @@ _PIPELINES = {
     "QUESTION_ANS": "question-answering",
     "FEATURE_EXTRACTION": "feature-extraction",
 }
+# transformers class names -> the Hub's pipeline tags, for adapters without a task type.
+_CLASS_PIPELINES = (
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForImageClassification", "image-classification"),
+)
 # Training bookkeeping, not results: left out of model-index.
 _NOT_RESULTS = frozenset({"step", "global_step", "epoch"})
 
 
-def front_matter(version: Version, config: dict[str, Any] | None) -> dict[str, Any]:
+def target(version: Version, config: dict[str, Any] | None) -> modelclass.ModelClass:
+    """The class the card tells users to load the base as: the one `adaptergit.load` uses, with
+    the base's ``config.json`` read when the base is still on disk (a folder, or the HF cache)."""
+    name = version.manifest.base_model.name_or_path
+    base_config = None
+    if name:
+        try:
+            path, _name, _revision = resolve_base_model(None, {"base_model_name_or_path": name})
+        except AdapterGitError:
+            path = None
+        base_config = modelclass.read_base_config(path)
+    return modelclass.model_class(config, base_config)
+
+
+def _pipeline(model: modelclass.ModelClass) -> str | None:
+    """The Hub's pipeline tag: from the task type, else from the class's name."""
+    if model.task_type in _PIPELINES:
+        return _PIPELINES[model.task_type]
+    for suffix, pipeline in _CLASS_PIPELINES:
+        if model.name.endswith(suffix):
+            return pipeline
+    return None
+
+
+def front_matter(
+    version: Version, config: dict[str, Any] | None, model: modelclass.ModelClass | None = None
+) -> dict[str, Any]:
     """The card's metadata as the Hub reads it."""
     manifest = version.manifest
     config = config or {}
     base = manifest.base_model.name_or_path
     hub_base = base if base and is_hub_id(base) else None
-    task = config.get("task_type")
-    pipeline = _PIPELINES.get(task) if isinstance(task, str) else None
+    pipeline = _pipeline(model if model is not None else target(version, config))
     peft_type = manifest.peft_type.lower()
     tags = ["adaptergit", "peft"] + ([peft_type] if peft_type else [])
     if hub_base:
@@ -69,7 +104,8 @@ def front_matter(version: Version, config: dict[str, Any] | None) -> dict[str, A
 def render(version: Version, config: dict[str, Any] | None) -> bytes:
     """The whole README.md."""
     m = version.manifest
-    lines = ["---", dump_yaml(front_matter(version, config)).rstrip("\n"), "---", ""]
+    model = target(version, config)
+    lines = ["---", dump_yaml(front_matter(version, config, model)).rstrip("\n"), "---", ""]
     lines += [f"# {version.name} {version.version}", ""]
     if m.message:
         lines += [m.message, ""]
@@ -99,7 +135,7 @@ def render(version: Version, config: dict[str, Any] | None) -> bytes:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in flat.items()]
     base_ref = base.name_or_path or "BASE_MODEL"
-    auto = AUTO_CLASSES.get(str((config or {}).get("task_type")), "AutoModel")
+    auto = model.name
     lines += [
         "",
         "## Use",
@@ -124,4 +160,4 @@ def render(version: Version, config: dict[str, Any] | None) -> bytes:
     return "\n".join(lines).encode()
 
 
-__all__ = ["front_matter", "render"]
+__all__ = ["front_matter", "render", "target"]

@@ -145,6 +145,29 @@ def model_name(module: str) -> str:
     return module.removeprefix(PEFT_PREFIX)
 
 
+# Modules PEFT puts between a base model's module and its own names: the layer a tuner wraps
+# (``base_layer``; nested, one per parameter, for ``target_parameters``), the original of a module
+# to save, and the trainable-tokens layer inside its wrapper.
+WRAPPER_INFIXES = ("base_layer", "original_module", "token_adapter")
+
+
+def strip_wrappers(name: str) -> str:
+    """A module or tensor name as the base model names it: PEFT's ``base_model.model.`` prefix
+    and its wrapper infixes (`WRAPPER_INFIXES`) removed."""
+    return ".".join(p for p in model_name(name).split(".") if p not in WRAPPER_INFIXES)
+
+
+def wrapper_depth(module: str) -> int:
+    """How many ``base_layer`` wrappers a saved module name ends in: 0 for a module PEFT wrapped
+    once, k for the k-th parameter wrapper of ``target_parameters`` counted from the outside."""
+    depth = 0
+    parts = module.split(".")
+    while parts and parts[-1] == "base_layer":
+        parts.pop()
+        depth += 1
+    return depth
+
+
 def short_module_name(name: str) -> str:
     """A module or tensor name for display: PEFT's wrapper and the model's own ``model.`` dropped."""
     for prefix in (PEFT_PREFIX + "model.", PEFT_PREFIX):
@@ -167,6 +190,7 @@ __all__ = [
     "LORA_EMBEDDING_B",
     "LORA_FACTORS",
     "PEFT_PREFIX",
+    "WRAPPER_INFIXES",
     "PeftKey",
     "layer_prefix",
     "model_name",
@@ -174,4 +198,6 @@ __all__ = [
     "parse_key",
     "rank_zero_modules",
     "short_module_name",
+    "strip_wrappers",
+    "wrapper_depth",
 ]
