@@ -141,6 +141,42 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
     )
 
 
+# PEFT's name for the adapter ``save_pretrained`` writes at the top of the folder; the others go
+# to a sub-folder named after them (``peft_model.PeftModel.save_pretrained``).
+DEFAULT_ADAPTER = "default"
+# Methods whose sub-folders are parts of the one adapter, not adapters of their own.
+_COMPOSITE_METHODS = frozenset({"XLORA"})
+
+
+def find_adapters(src: Path | str) -> dict[str, Path]:
+    """The PEFT adapters a ``save_pretrained`` folder holds: PEFT adapter name -> folder.
+
+    The folder's own adapter is `DEFAULT_ADAPTER`; each sub-folder holding an
+    ``adapter_config.json`` is the adapter of its name (a multi-adapter ``save_pretrained``,
+    or Trainer checkpoints). The sub-folders of an X-LoRA adapter are its parts, not adapters.
+    An empty result means no adapter at all (`open_adapter_source` says what is missing).
+    """
+    directory = Path(src)
+    found: dict[str, Path] = {}
+    top = directory / CONFIG_FILE
+    if top.is_file():
+        found[DEFAULT_ADAPTER] = directory
+        try:
+            config, _raw = load_adapter_config(top)
+        except InvalidConfig:
+            return found  # the folder's own adapter is refused as it is
+        if str(config.get("peft_type", "")).upper() in _COMPOSITE_METHODS:
+            return found
+    try:
+        children = sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return found
+    for child in children:
+        if (child / CONFIG_FILE).is_file() and child.name != DEFAULT_ADAPTER:
+            found[child.name] = child
+    return found
+
+
 # The first line of every Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md);
 # a pointer is at most 1024 bytes.
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"

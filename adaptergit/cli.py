@@ -103,6 +103,13 @@ def init(path: Path, remote_url: str | None, remote_name: str) -> None:
     "--metric", "metric_args", multiple=True, metavar="KEY=VALUE", help="One metric (repeatable)."
 )
 @click.option("--base-model", help="Base model directory, or a hub id found in the local HF cache.")
+@click.option(
+    "--adapter",
+    "adapter_name",
+    metavar="ADAPTER",
+    help="Which PEFT adapter of a folder holding several (default: the folder's own; others: "
+    "their sub-folder's name).",
+)
 @click.option("--version", "version", metavar="vX.Y.Z", help="Version to record (default: bump).")
 @click.option(
     "--bump",
@@ -119,6 +126,7 @@ def commit(
     metrics_files: tuple[Path, ...],
     metric_args: tuple[str, ...],
     base_model: str | None,
+    adapter_name: str | None,
     version: str | None,
     bump: str | None,
 ) -> None:
@@ -139,6 +147,7 @@ def commit(
         metrics=merged,
         message=message,
         base_model=base_model,
+        adapter_name=adapter_name,
         version=version,
         bump=bump or "patch",
     )

@@ -1,10 +1,16 @@
 """Comparing two adapter versions: config, metrics, base model, and the weights module by module.
 
-Weight numbers come from the LoRA factors alone. With dW = s·B·A (B: d_out×r, A: r×d_in),
-``||dW||² = s²·tr((BᵀB)(AAᵀ))`` and ``<dW1, dW2> = s1·s2·tr((B1ᵀB2)(A2A1ᵀ))``, so one Gram matrix
-of the stacked factors ``[B1 B2]`` and one of ``[A1; A2]`` (each (r1+r2)² from d×(r1+r2)) give
-both norms, the inner product and ``||dW2 − dW1||² = ||dW2||² + ||dW1||² − 2<dW1, dW2>``: the
-d_out×d_in updates are never formed. Products accumulate in float64 so that small relative changes
+Weight numbers are those of each module's effective update ΔW, computed from the factors alone
+(`UPDATES` lists what that is for each PEFT method). Written as ΔW = s·U·V (U: d_out×k, V: k×d_in),
+``||ΔW||² = s²·tr((UᵀU)(VVᵀ))`` and ``<ΔW1, ΔW2> = s1·s2·tr((U1ᵀU2)(V2V1ᵀ))``, so one Gram matrix
+of the stacked factors ``[U1 U2]`` and one of ``[V1; V2]`` (each (k1+k2)² from d×(k1+k2)) give
+both norms, the inner product and ``||ΔW2 − ΔW1||² = ||ΔW2||² + ||ΔW1||² − 2<ΔW1, ΔW2>``: the
+d_out×d_in updates are never formed. LoRA is U = B, V = A; AdaLoRA V = diag(E)·A; LoHa's
+(B1·A1)⊙(B2·A2) has rank-r1·r2 factors (row-wise products); a LoKr update W1 ⊗ W2 has
+``||W1 ⊗ W2||² = ||W1||²·||W2||²`` and ``<W1 ⊗ W2, W1' ⊗ W2'> = <W1, W1'>·<W2, W2'>``; a stacked
+MoE parameter's LoRA is one such update per expert. Where the adapter alone does not define the
+update (IA3 and OFT act on the base's own weights, prompt tuning adds tokens: `PER_TENSOR`), diff
+compares tensors and says so. Products accumulate in float64 so that small relative changes
 survive the subtraction. Tensors are read through a memory map of the DVC cache object; bf16,
 which numpy lacks, is widened by hand (its 16 bits are the top half of a float32). Tensors whose
 BLAKE3 (recorded in each manifest) is unchanged are not read at all.
@@ -20,10 +26,10 @@ import dataclasses
 import math
 import mmap
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adaptergit import peftkeys
 from adaptergit.metrics import flatten
@@ -123,11 +129,14 @@ class BaseComparison:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ModuleChange:
-    """One module (a LoRA pair, or another tensor such as a modules_to_save copy) across versions.
+    """One module (an update from factors, or another tensor such as a modules_to_save copy)
+    across versions.
 
-    For a LoRA pair the shape is that of the effective update dW (d_out, d_in) and the norms are of
-    dW = s·B·A; for another tensor they are of the tensor itself. `rel_change` is
-    ||new − old|| / ||old|| and `cosine` the cosine similarity of old and new.
+    `kind` is ``lora`` (LoRA, AdaLoRA, DoRA's direction, one expert of a MoE parameter),
+    ``loha`` or ``lokr`` for an effective update ΔW, whose (d_out, d_in) is the shape and whose
+    norms are those of ΔW (`UPDATES`); ``magnitude`` (DoRA's magnitude vector) or ``tensor`` for a
+    tensor compared as it is. `rel_change` is ||new − old|| / ||old|| and `cosine` the cosine
+    similarity of old and new.
     """
 
     name: str
@@ -182,6 +191,9 @@ class AdapterDiff:
     metrics: tuple[MetricChange, ...]
     base: BaseComparison
     modules: tuple[ModuleChange, ...] = field(default_factory=tuple)
+    # "METHOD: why" for each method of either version whose update is not defined by the adapter
+    # alone, so that its modules are compared per tensor only
+    per_tensor: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(1 for m in self.modules if m.status == status)
@@ -210,6 +222,15 @@ class AdapterDiff:
             )
         return text
 
+    @property
+    def per_tensor_note(self) -> str | None:
+        """A line saying which methods are compared per tensor only, and why; None if none."""
+        if not self.per_tensor:
+            return None
+        return "per-tensor only (no weight update from the adapter alone): " + "; ".join(
+            self.per_tensor
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "old": self.old,
@@ -217,6 +238,7 @@ class AdapterDiff:
             "old_commit": self.old_commit,
             "new_commit": self.new_commit,
             "summary": self.summary,
+            "per_tensor_only": list(self.per_tensor),
             "weights_identical": self.weights_identical,
             "config": [c.to_dict() for c in self.config],
             "metrics": [m.to_dict() for m in self.metrics],
@@ -300,7 +322,92 @@ def compare_base(old: Version, new: Version) -> BaseComparison:
     return BaseComparison(same=None, old=fa.short, new=fb.short, basis="unknown")
 
 
-# --- weights ------------------------------------------------------------------------------------
+# --- weights: what each PEFT method's update is -------------------------------------------------
+
+# Row kinds: an effective weight update computed from its factors, or one tensor as it is.
+KIND_LORA = "lora"  # LoRA (rsLoRA, rank/alpha patterns, DoRA's direction, MoE experts), AdaLoRA
+KIND_LOHA = "loha"
+KIND_LOKR = "lokr"
+KIND_MAGNITUDE = "magnitude"  # DoRA's magnitude vector, compared as a tensor
+KIND_TENSOR = "tensor"
+
+# PEFT methods whose update diff computes from the factors, and the update it computes.
+UPDATES = {
+    "LORA": "ΔW = s·B·A, s = alpha/r (alpha/√r with rsLoRA, per rank/alpha pattern); DoRA: the "
+    "direction's s·B·A, its magnitude vector as a tensor; MoE target_parameters: per expert",
+    "ADALORA": "ΔW = B·diag(E)·A·alpha/(init_r + 1e-5)",
+    "LOHA": "ΔW = s·(B1·A1)⊙(B2·A2), s = alpha/r",
+    "LOKR": "ΔW = s·(W1 ⊗ W2), s = alpha/r, each W whole or a low-rank product",
+}
+# Methods whose update is not defined by the adapter alone, and why: diff compares their tensors.
+_PROMPT = "it adds learned virtual tokens, not a weight update"
+PER_TENSOR = {
+    "IA3": "its update rescales the base model's own weights",
+    "OFT": "its update rotates the base model's own weights",
+    "BOFT": "its update rotates the base model's own weights",
+    "HRA": "its update reflects the base model's own weights",
+    "LN_TUNING": "it retrains copies of layers",
+    "PROMPT_TUNING": _PROMPT,
+    "P_TUNING": _PROMPT,
+    "PREFIX_TUNING": _PROMPT,
+    "MULTITASK_PROMPT_TUNING": _PROMPT,
+    "CPT": _PROMPT,
+    "CARTRIDGE": _PROMPT,
+    "ADAPTION_PROMPT": _PROMPT,
+}
+_UNKNOWN_UPDATE = "adaptergit knows no factor form of its update"
+
+_LOHA_PARTS = {"hada_w1_a": "w1a", "hada_w1_b": "w1b", "hada_w2_a": "w2a", "hada_w2_b": "w2b"}
+_LOKR_PARTS = {
+    "lokr_w1": "w1",
+    "lokr_w1_a": "w1a",
+    "lokr_w1_b": "w1b",
+    "lokr_w2": "w2",
+    "lokr_w2_a": "w2a",
+    "lokr_w2_b": "w2b",
+}
+# AdaLoRA's ranknum is r plus this, in PEFT (adalora/layer.py).
+_ADALORA_EPS = 1e-5
+
+
+def update_rule(peft_type: object) -> tuple[str | None, str | None]:
+    """(the update diff computes, None) for a method it computes updates for, else (None, why it
+    compares tensors only)."""
+    kind = peft_type.upper() if isinstance(peft_type, str) else ""
+    if kind in UPDATES:
+        return UPDATES[kind], None
+    return None, PER_TENSOR.get(kind, _UNKNOWN_UPDATE)
+
+
+def _pattern_value(patterns: Any, module: str, default: Any, field: str = "pattern") -> Any:
+    """PEFT's ``get_pattern_key``: the value of the first pattern matching the end of `module`.
+
+    The keys come from a config anyone may have written, so they are matched in bounded time.
+
+    Raises:
+        InvalidConfig: a key backtracks past the time limit.
+    """
+    from adaptergit.config import DEFAULT_REGEX_TIMEOUT
+    from adaptergit.errors import InvalidConfig
+    from adaptergit.patterns import BoundedPattern, PatternError, PatternTimeout
+
+    if not isinstance(patterns, Mapping):
+        return default
+    for key, value in patterns.items():
+        try:
+            matched = BoundedPattern(rf"(.*\.)?({key})$", DEFAULT_REGEX_TIMEOUT).match(module)
+        except PatternError:
+            matched = None
+        except PatternTimeout:
+            raise InvalidConfig(
+                "adapter_config.json",
+                f"{field} key {key!r} takes too long to match (a regular expression that "
+                "backtracks)",
+                key=field,
+            ) from None
+        if matched:
+            return value
+    return default
 
 
 def lora_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> float:
@@ -309,38 +416,12 @@ def lora_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> fl
     rank_pattern and alpha_pattern are matched as PEFT matches them (a key matches a module whose
     name ends with it after a dot); `rank` (from the tensor shapes) stands in for a missing r.
     """
-    from adaptergit.config import DEFAULT_REGEX_TIMEOUT
-    from adaptergit.errors import InvalidConfig
-    from adaptergit.patterns import BoundedPattern, PatternError, PatternTimeout
-
     config = config or {}
-    r = config.get("r") or rank
-    alpha = config.get("lora_alpha", r)
-    for pattern_key, value_key in (("rank_pattern", "r"), ("alpha_pattern", "alpha")):
-        patterns = config.get(pattern_key) or {}
-        if not isinstance(patterns, dict):
-            continue
-        for key, value in patterns.items():
-            # Keys come from a config anyone may have written: matched in bounded time.
-            try:
-                matched = BoundedPattern(rf"(.*\.)?({key})$", DEFAULT_REGEX_TIMEOUT).match(
-                    peftkeys.model_name(module)
-                )
-            except PatternError:
-                matched = None
-            except PatternTimeout:
-                raise InvalidConfig(
-                    "adapter_config.json",
-                    f"{pattern_key} key {key!r} takes too long to match (a regular expression "
-                    "that backtracks)",
-                    key=pattern_key,
-                ) from None
-            if matched:
-                if value_key == "r":
-                    r = value
-                else:
-                    alpha = value
-                break
+    name = peftkeys.model_name(module)
+    r = _pattern_value(config.get("rank_pattern"), name, config.get("r") or rank, "rank_pattern")
+    alpha = _pattern_value(
+        config.get("alpha_pattern"), name, config.get("lora_alpha", r), "alpha_pattern"
+    )
     if not _number(r) or not _number(alpha) or r <= 0:
         return 1.0
     return float(alpha) / (math.sqrt(r) if config.get("use_rslora") else float(r))
@@ -350,48 +431,285 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _lora_side(name: str) -> tuple[str, str] | None:
-    """(module, "A" or "B") for a LoRA factor's tensor name, else None."""
-    key = peftkeys.parse_key(name)
-    if key is None or key.lora_side is None or key.rest not in ("", "weight"):
-        return None
-    return key.module, key.lora_side
+def _lycoris_scaling(config: Mapping[str, Any] | None, module: str, rank: int) -> float:
+    """LoHa's and LoKr's scaling: alpha / r, with their rank and alpha patterns."""
+    config = config or {}
+    name = peftkeys.model_name(module)
+    r = _pattern_value(config.get("rank_pattern"), name, config.get("r") or rank, "rank_pattern")
+    alpha = _pattern_value(
+        config.get("alpha_pattern"), name, config.get("alpha", r), "alpha_pattern"
+    )
+    if not _number(r) or not _number(alpha) or r <= 0:
+        return 1.0
+    return float(alpha) / float(r)
+
+
+def _adalora_scaling(config: Mapping[str, Any] | None) -> float:
+    """AdaLoRA's alpha / ranknum, where ranknum stays the initial rank after pruning."""
+    config = config or {}
+    init_r = config.get("init_r") or config.get("r") or 1
+    alpha = config.get("lora_alpha") or 0
+    if not _number(init_r) or not _number(alpha) or init_r <= 0:
+        return 1.0
+    scaling = float(alpha) if alpha > 0 else float(init_r)
+    return scaling / (float(init_r) + _ADALORA_EPS)
+
+
+class _Spec(Protocol):
+    """A tensor's name, dtype and shape: a header's `TensorSpec` or a manifest's record."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class _Side:
-    """One version's weights as a module map: LoRA pairs and other tensors."""
+class _Module:
+    """One row of a diff as one version has it: an update from factors, or a tensor.
 
-    lora: dict[str, tuple[TensorSpec, TensorSpec]]  # module -> (A, B)
-    other: dict[str, TensorSpec]
+    Attributes:
+        name: the row's name (a module, ``module.parameter[expert]`` for MoE, or a tensor).
+        kind: one of the ``KIND_*``.
+        parts: the tensors it is made of, by role (``A``, ``B``, ``E``, ``w1a``, ... or ``T``).
+        shape: the update's (d_out, d_in), or the tensor's shape.
+        rank: the update's rank, if it has one.
+        scale: the update's scale.
+        experts: for a stack of experts, (how many, which one this row is).
+    """
+
+    name: str
+    kind: str
+    parts: dict[str, Any]
+    shape: tuple[int, ...]
+    rank: int | None = None
+    scale: float = 1.0
+    experts: tuple[int, int] | None = None
+    adalora: bool = False
+
+    @property
+    def dtype(self) -> str:
+        return str(next(iter(self.parts.values())).dtype)
 
 
-def _group(specs: Sequence[TensorSpec]) -> _Side:
-    halves: dict[str, dict[str, TensorSpec]] = {}
-    other: dict[str, TensorSpec] = {}
-    for spec in specs:
-        side = _lora_side(spec.name)
-        if side is not None and len(spec.shape) >= 2:
-            halves.setdefault(side[0], {})[side[1]] = spec
+def _tensor_row(spec: _Spec, kind: str = KIND_TENSOR) -> _Module:
+    return _Module(name=spec.name, kind=kind, parts={"T": spec}, shape=tuple(spec.shape))
+
+
+def _modules(
+    tensors: Sequence[_Spec],
+    config: Mapping[str, Any] | None,
+    parameters: Callable[[str], Sequence[str] | None] | None = None,
+) -> dict[str, _Module]:
+    """One version's rows, by name: its method's updates where it has factors, else tensors.
+
+    `parameters` gives a module's parameters that ``target_parameters`` wraps, in the order the
+    model registers them (PEFT nests one wrapper per parameter, the first innermost); without it
+    the order of ``target_parameters`` in the config stands in.
+    """
+    config = config or {}
+    peft_type = config.get("peft_type")
+    kind = peft_type.upper() if isinstance(peft_type, str) else "LORA"
+    rows: dict[str, _Module] = {}
+    if kind in ("LORA", "ADALORA"):
+        grouped, rest = _group(
+            tensors,
+            "lora_",
+            {
+                peftkeys.LORA_A: "A",
+                peftkeys.LORA_B: "B",
+                peftkeys.LORA_EMBEDDING_A: "A",
+                peftkeys.LORA_EMBEDDING_B: "B",
+                peftkeys.LORA_E: "E",
+            },
+        )
+        for module, parts in grouped.items():
+            for row in _lora_rows(module, parts, config, kind == "ADALORA", parameters):
+                rows[row.name] = row
+    elif kind == "LOHA":
+        grouped, rest = _group(tensors, "hada_", _LOHA_PARTS)
+        for module, parts in grouped.items():
+            loha = _loha_row(module, parts, config)
+            if loha is None:
+                rest.extend(parts.values())
+            else:
+                rows[loha.name] = loha
+    elif kind == "LOKR":
+        grouped, rest = _group(tensors, "lokr_", _LOKR_PARTS)
+        for module, parts in grouped.items():
+            lokr = _lokr_row(module, parts, config)
+            if lokr is None:
+                rest.extend(parts.values())
+            else:
+                rows[lokr.name] = lokr
+    else:
+        rest = list(tensors)
+    for spec in rest:
+        key = peftkeys.parse_key(spec.name)
+        magnitude = key is not None and key.part == "lora_magnitude_vector"
+        rows[spec.name] = _tensor_row(spec, KIND_MAGNITUDE if magnitude else KIND_TENSOR)
+    return rows
+
+
+def _group(
+    tensors: Sequence[_Spec], prefix: str, roles: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Saved module -> {role: tensor} for the tensors whose part has a role; the rest as they are."""
+    grouped: dict[str, dict[str, Any]] = {}
+    rest: list[Any] = []
+    for spec in tensors:
+        key = peftkeys.parse_key(spec.name, prefix)
+        role = roles.get(key.part) if key is not None and key.rest in ("", "weight") else None
+        if key is None or role is None or role in grouped.get(key.module, {}):
+            rest.append(spec)
         else:
-            other[spec.name] = spec
-    lora = {}
-    for module, pair in halves.items():
-        a, b = pair.get("A"), pair.get("B")
-        if a is not None and b is not None and _lora_dims(a, b) is not None:
-            lora[module] = (a, b)
-        else:  # half a pair, or shapes that do not multiply: compare the tensors as they are
-            for spec in pair.values():
-                other[spec.name] = spec
-    return _Side(lora=lora, other=other)
+            grouped.setdefault(key.module, {})[role] = spec
+    return grouped, rest
 
 
-def _lora_dims(a: TensorSpec, b: TensorSpec) -> tuple[int, int, int] | None:
-    """(rank, d_out, d_in) of a LoRA pair; conv factors are flattened (B's kernel must be 1×1)."""
-    rank = a.shape[0]
-    if b.shape[1] != rank or math.prod(b.shape[2:]) != 1:
+def _lora_rows(
+    module: str,
+    parts: dict[str, Any],
+    config: Mapping[str, Any],
+    adalora: bool,
+    parameters: Callable[[str], Sequence[str] | None] | None,
+) -> list[_Module]:
+    """A LoRA or AdaLoRA pair as rows: one, or one per expert of a stacked MoE parameter."""
+    a, b, e = parts.get("A"), parts.get("B"), parts.get("E")
+    if a is None or b is None or (adalora and e is None) or len(a.shape) < 2 or len(b.shape) < 2:
+        return [_tensor_row(spec) for spec in parts.values()]
+    rows_a, d_in = a.shape[0], math.prod(a.shape[1:])
+    d_out, cols_b = b.shape[0], b.shape[1]
+    if (
+        cols_b != rows_a
+        or math.prod(b.shape[2:]) != 1
+        or (e is not None and tuple(e.shape) != (rows_a, 1))
+    ):
+        return [_tensor_row(spec) for spec in parts.values()]
+    if "lora_embedding" in a.name:  # PEFT keeps an embedding's update as (B·A)ᵀ: (vocab, dim)
+        d_out, d_in = d_in, d_out
+        shape: tuple[int, ...] = (a.shape[1], b.shape[0])
+    else:
+        shape = (d_out, d_in)
+    if adalora:
+        scale = _adalora_scaling(config)
+        return [
+            _Module(
+                name=module,
+                kind=KIND_LORA,
+                parts=parts,
+                shape=shape,
+                rank=rows_a,
+                scale=scale,
+                adalora=True,
+            )
+        ]
+    name, experts, rank = _wrapped_parameter(module, rows_a, config, parameters)
+    scale = lora_scaling(config, name, rank)
+    if experts <= 1:
+        return [
+            _Module(name=name, kind=KIND_LORA, parts=parts, shape=shape, rank=rank, scale=scale)
+        ]
+    return [
+        _Module(
+            name=f"{name}[{i}]",
+            kind=KIND_LORA,
+            parts=parts,
+            shape=shape,
+            rank=rank,
+            scale=scale,
+            experts=(experts, i),
+        )
+        for i in range(experts)
+    ]
+
+
+def _wrapped_parameter(
+    module: str,
+    rows: int,
+    config: Mapping[str, Any],
+    parameters: Callable[[str], Sequence[str] | None] | None,
+) -> tuple[str, int, int]:
+    """(row name, experts, rank) of a LoRA module: for ``target_parameters`` the row is named
+    ``module.parameter`` and a stacked MoE parameter (``lora_A`` of experts x r rows) has experts."""
+    targets = [t for t in config.get("target_parameters") or [] if isinstance(t, str)]
+    if not targets:
+        return module, 1, rows
+    plain = peftkeys.strip_wrappers(module)
+    depth = peftkeys.wrapper_depth(module)
+    order = list(parameters(plain) or []) if parameters is not None else []
+    if not order:  # the config's order, for the parameters of this module
+        for target in targets:
+            owner, _, pname = target.rpartition(".")
+            if owner and (plain == owner or plain.endswith(f".{owner}")) and pname not in order:
+                order.append(pname)
+    if not order or depth >= len(order):
+        return module, 1, rows
+    pname = order[len(order) - 1 - depth]  # the first registered is wrapped innermost
+    outer = module.removesuffix(".base_layer" * depth) if depth else module
+    name = outer if pname == "weight" else f"{outer}.{pname}"
+    r = _pattern_value(config.get("rank_pattern"), peftkeys.model_name(name), config.get("r"))
+    if not isinstance(r, int) or r <= 0 or rows % r:
+        return name, 1, rows
+    return name, rows // r, r
+
+
+def _loha_row(module: str, parts: dict[str, Any], config: Mapping[str, Any]) -> _Module | None:
+    w1a, w1b, w2a, w2b = (parts.get(k) for k in ("w1a", "w1b", "w2a", "w2b"))
+    if w1a is None or w1b is None or w2a is None or w2b is None:
         return None
-    return rank, b.shape[0], math.prod(a.shape[1:])
+    if any(len(t.shape) < 2 for t in (w1a, w1b, w2a, w2b)):
+        return None
+    d_out, r1, r2 = w1a.shape[0], w1a.shape[1], w2a.shape[1]
+    d_in = math.prod(w1b.shape[1:])
+    if (w1b.shape[0], w2a.shape[0], w2b.shape[0], math.prod(w2b.shape[1:])) != (
+        r1,
+        d_out,
+        r2,
+        d_in,
+    ):
+        return None  # CP-decomposed convolutions (hada_t1/t2) and the like: tensors only
+    scale = _lycoris_scaling(config, module, r1)
+    return _Module(
+        name=module, kind=KIND_LOHA, parts=parts, shape=(d_out, d_in), rank=r1 * r2, scale=scale
+    )
+
+
+def _lokr_row(module: str, parts: dict[str, Any], config: Mapping[str, Any]) -> _Module | None:
+    def side(whole: str, left: str, right: str) -> tuple[int, int] | None:
+        if whole in parts and left not in parts and right not in parts:
+            shape = parts[whole].shape
+            return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else None
+        if whole not in parts and left in parts and right in parts:
+            x, y = parts[left].shape, parts[right].shape
+            if len(x) == 2 and len(y) >= 2 and x[1] == y[0]:
+                return (x[0], math.prod(y[1:]))
+        return None
+
+    p, q = side("w1", "w1a", "w1b"), side("w2", "w2a", "w2b")
+    if p is None or q is None or len(parts) not in (2, 3, 4):
+        return None
+    rank = (
+        parts["w1b"].shape[0]
+        if "w1b" in parts
+        else parts["w2b"].shape[0]
+        if "w2b" in parts
+        else None
+    )
+    scale = _lycoris_scaling(config, module, rank or 1)
+    return _Module(
+        name=module,
+        kind=KIND_LOKR,
+        parts=parts,
+        shape=(p[0] * q[0], p[1] * q[1]),
+        rank=rank,
+        scale=scale,
+    )
+
+
+# --- reading tensors ----------------------------------------------------------------------------
 
 
 class _Weights:
@@ -424,6 +742,14 @@ class _Weights:
             spec.shape
         )
 
+    def float64(self, spec: TensorSpec, shape: tuple[int, ...] | None = None) -> Any:
+        """The tensor widened to float64 (a new array), reshaped to `shape`; None if unreadable."""
+        raw = self.array(spec)
+        if raw is None:
+            return None
+        wide = _to_float64(raw, spec.dtype)
+        return wide.reshape(shape) if shape is not None else wide
+
 
 def _to_float64(array: Any, dtype: str, out: Any = None) -> Any:
     """Widen a tensor read from the file to float64 (bf16: its bits are a float32's top half)."""
@@ -437,42 +763,162 @@ def _to_float64(array: Any, dtype: str, out: Any = None) -> Any:
     return out
 
 
-def _lora_stats(
-    old: _Weights,
-    new: _Weights,
-    pair_old: tuple[TensorSpec, TensorSpec],
-    pair_new: tuple[TensorSpec, TensorSpec],
-    s_old: float,
-    s_new: float,
-) -> tuple[float, float, float] | None:
-    """(||dW_old||², ||dW_new||², <dW_old, dW_new>) from two (r1+r2)² Gram matrices."""
+# --- the numbers, from factors --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LowRank:
+    """U (d_out, k) and V (k, d_in) in float64: the matrix U·V, never formed."""
+
+    u: Any
+    v: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Kron:
+    """The Kronecker product of two matrices, each whole (an array) or `_LowRank`."""
+
+    left: Any
+    right: Any
+
+
+Stats = tuple[float, float, float]  # ||X||², ||Y||², <X, Y>
+
+
+def _factors(row: _Module, weights: _Weights) -> _LowRank | _Kron | None:
+    """A row's update in factored form (scale left out), read from `weights`; None if a tensor's
+    dtype cannot be read (fp8, integers)."""
     import numpy as np
 
-    (a1s, b1s), (a2s, b2s) = pair_old, pair_new
-    arrays = [old.array(a1s), old.array(b1s), new.array(a2s), new.array(b2s)]
-    if any(x is None for x in arrays):
+    parts = row.parts
+    if row.kind == KIND_LORA:
+        a_spec, b_spec = parts["A"], parts["B"]
+        rows, d_in = a_spec.shape[0], math.prod(a_spec.shape[1:])
+        a = weights.float64(a_spec, (rows, d_in))
+        b = weights.float64(b_spec, (b_spec.shape[0], rows))
+        if a is None or b is None:
+            return None
+        if row.adalora:
+            e = weights.float64(parts["E"], (rows, 1))
+            if e is None:
+                return None
+            a = a * e
+        if row.experts is not None:  # PEFT's ParamWrapper: A (E·r, in) by expert, B (out, r·E)
+            count, index = row.experts
+            r = rows // count
+            a = a.reshape(count, r, d_in)[index]
+            b = b.reshape(b.shape[0], r, count)[:, :, index]
+        return _LowRank(np.ascontiguousarray(b), np.ascontiguousarray(a))
+    if row.kind == KIND_LOHA:
+        arrays = [weights.float64(parts[k]) for k in ("w1a", "w1b", "w2a", "w2b")]
+        if any(x is None for x in arrays):
+            return None
+        w1a, w1b, w2a, w2b = arrays
+        d_out, d_in = row.shape
+        w1b, w2b = w1b.reshape(w1b.shape[0], d_in), w2b.reshape(w2b.shape[0], d_in)
+        # (P ⊙ Q)[i, j] = Σ_ab w1a[i,a]·w2a[i,b] · w1b[a,j]·w2b[b,j]: rank r1·r2 factors
+        u = (w1a[:, :, None] * w2a[:, None, :]).reshape(d_out, -1)
+        v = (w1b[:, None, :] * w2b[None, :, :]).reshape(-1, d_in)
+        return _LowRank(u, v)
+    if row.kind == KIND_LOKR:
+        sides = []
+        for whole, left, right in (("w1", "w1a", "w1b"), ("w2", "w2a", "w2b")):
+            if whole in parts:
+                x = weights.float64(parts[whole])
+                if x is None:
+                    return None
+                sides.append(x.reshape(x.shape[0], -1))
+            else:
+                x, y = weights.float64(parts[left]), weights.float64(parts[right])
+                if x is None or y is None:
+                    return None
+                sides.append(_LowRank(x, y.reshape(y.shape[0], -1)))
+        return _Kron(sides[0], sides[1])
+    return None
+
+
+def _stats(x: Any, y: Any) -> Stats | None:
+    """(||X||², ||Y||², <X, Y>) of two matrices of one shape, each whole, `_LowRank` or `_Kron`."""
+    import numpy as np
+
+    if isinstance(x, _Kron) and isinstance(y, _Kron):
+        left, right = _stats(x.left, y.left), _stats(x.right, y.right)
+        if left is None or right is None:
+            return None
+        # ||P ⊗ Q||² = ||P||²·||Q||², <P1 ⊗ Q1, P2 ⊗ Q2> = <P1, P2>·<Q1, Q2>
+        return (left[0] * right[0], left[1] * right[1], left[2] * right[2])
+    if isinstance(x, _LowRank) and isinstance(y, _LowRank):
+        k1 = x.u.shape[1]
+        # tr(X Y) = sum(X * Yᵀ); both Gram matrices are symmetric.
+        gram_u = _gram_columns(x.u, y.u)
+        gram_v = _gram_rows(x.v, y.v)
+        n1 = float(np.sum(gram_u[:k1, :k1] * gram_v[:k1, :k1]))
+        n2 = float(np.sum(gram_u[k1:, k1:] * gram_v[k1:, k1:]))
+        inner = float(np.sum(gram_u[:k1, k1:] * gram_v[:k1, k1:]))
+        return n1, n2, inner
+    if isinstance(x, (_LowRank, _Kron)) or isinstance(y, (_LowRank, _Kron)):
+        x, y = _dense(x), _dense(y)
+        if x is None or y is None:
+            return None
+    x, y = x.reshape(-1), y.reshape(-1)
+    return float(np.dot(x, x)), float(np.dot(y, y)), float(np.dot(x, y))
+
+
+# Past this many elements a whole matrix is not formed from factors (LoKr with one side changed
+# from factored to whole between versions): the row then reports the change without numbers.
+_DENSE_LIMIT = 1 << 24
+
+
+def _dense(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, _LowRank):
+        if x.u.shape[0] * x.v.shape[1] > _DENSE_LIMIT:
+            return None
+        return x.u @ x.v
+    if isinstance(x, _Kron):
+        left, right = _dense(x.left), _dense(x.right)
+        if left is None or right is None or left.size * right.size > _DENSE_LIMIT:
+            return None
+        return np.kron(left, right)
+    return x
+
+
+def _gram_columns(u1: Any, u2: Any) -> Any:
+    """[U1 U2]ᵀ·[U1 U2], from one stacked (d, k1 + k2) array."""
+    import numpy as np
+
+    stacked = np.empty((u1.shape[0], u1.shape[1] + u2.shape[1]), dtype=np.float64)
+    stacked[:, : u1.shape[1]] = u1
+    stacked[:, u1.shape[1] :] = u2
+    return stacked.T @ stacked
+
+
+def _gram_rows(v1: Any, v2: Any) -> Any:
+    """[V1; V2]·[V1; V2]ᵀ, from one stacked (k1 + k2, d) array."""
+    import numpy as np
+
+    stacked = np.empty((v1.shape[0] + v2.shape[0], v1.shape[1]), dtype=np.float64)
+    stacked[: v1.shape[0]] = v1
+    stacked[v1.shape[0] :] = v2
+    return stacked @ stacked.T
+
+
+def _update_stats(old: _Weights, new: _Weights, row_old: _Module, row_new: _Module) -> Stats | None:
+    """(||ΔW_old||², ||ΔW_new||², <ΔW_old, ΔW_new>) of two rows' updates, scales included."""
+    x, y = _factors(row_old, old), _factors(row_new, new)
+    if x is None or y is None:
         return None
-    a1, b1, a2, b2 = arrays
-    r1, r2 = a1s.shape[0], a2s.shape[0]
-    d_out, d_in = b1s.shape[0], math.prod(a1s.shape[1:])
-    stacked_b = np.empty((d_out, r1 + r2), dtype=np.float64)
-    _to_float64(b1.reshape(d_out, r1), b1s.dtype, stacked_b[:, :r1])
-    _to_float64(b2.reshape(d_out, r2), b2s.dtype, stacked_b[:, r1:])
-    stacked_a = np.empty((r1 + r2, d_in), dtype=np.float64)
-    _to_float64(a1.reshape(r1, d_in), a1s.dtype, stacked_a[:r1])
-    _to_float64(a2.reshape(r2, d_in), a2s.dtype, stacked_a[r1:])
-    gram_b = stacked_b.T @ stacked_b
-    gram_a = stacked_a @ stacked_a.T
-    # tr(X Y) = sum(X * Yᵀ), and each Gram matrix is symmetric.
-    n_old = s_old * s_old * float(np.sum(gram_b[:r1, :r1] * gram_a[:r1, :r1]))
-    n_new = s_new * s_new * float(np.sum(gram_b[r1:, r1:] * gram_a[r1:, r1:]))
-    inner = s_old * s_new * float(np.sum(gram_b[:r1, r1:] * gram_a[:r1, r1:]))
-    return n_old, n_new, inner
+    found = _stats(x, y)
+    if found is None:
+        return None
+    s1, s2 = row_old.scale, row_new.scale
+    return s1 * s1 * found[0], s2 * s2 * found[1], s1 * s2 * found[2]
 
 
 def _tensor_stats(
     old: _Weights, new: _Weights, s_old: TensorSpec, s_new: TensorSpec
-) -> tuple[float, float, float] | None:
+) -> Stats | None:
     """(||old||², ||new||², <old, new>) of two same-shaped tensors, in float64 chunks."""
     import numpy as np
 
@@ -490,9 +936,7 @@ def _tensor_stats(
     return n_old, n_new, inner
 
 
-def _change(
-    name: str, kind: str, stats: tuple[float, float, float] | None, **fields: Any
-) -> ModuleChange:
+def _change(name: str, kind: str, stats: Stats | None, **fields: Any) -> ModuleChange:
     if stats is None:  # a dtype numpy cannot read (fp8, integers): status from the hashes only
         return ModuleChange(name=name, status=CHANGED, kind=kind, **fields)
     n_old, n_new, inner = stats
@@ -514,6 +958,9 @@ def _change(
     )
 
 
+# --- comparing two files ------------------------------------------------------------------------
+
+
 def compare_weights(
     old_path: Path,
     new_path: Path,
@@ -522,11 +969,20 @@ def compare_weights(
     new_config: Mapping[str, Any] | None = None,
     old_tensors: Sequence[TensorRecord] = (),
     new_tensors: Sequence[TensorRecord] = (),
+    parameters: Callable[[str], Sequence[str] | None] | None = None,
 ) -> list[ModuleChange]:
     """Module-by-module changes between two safetensors files, largest first.
 
-    `old_tensors` / `new_tensors` (the manifests' records) let tensors with equal BLAKE3 hashes go
-    unread; without them every shared module is read.
+    Each method's update (`UPDATES`) is compared from its factors; other tensors, and every tensor
+    of a method whose update the adapter alone does not define (`PER_TENSOR`), as they are.
+
+    Args:
+        old_path, new_path: the two ``adapter_model.safetensors``.
+        old_config, new_config: their ``adapter_config.json`` (method, ranks, scaling).
+        old_tensors, new_tensors: the manifests' records: tensors with equal BLAKE3 hashes go
+            unread; without them every shared module is read.
+        parameters: a module's parameters wrapped by ``target_parameters``, in the order the
+            model registers them (names the rows of nested wrappers); the config's order without.
     """
     hashes_old = {t.name: t.blake3 for t in old_tensors}
     hashes_new = {t.name: t.blake3 for t in new_tensors}
@@ -536,69 +992,57 @@ def compare_weights(
         return ha is not None and ha == hb and a.dtype == b.dtype and a.shape == b.shape
 
     with _open_pair(old_path, new_path) as (old, new):
-        side_old, side_new = _group(old.header.tensors), _group(new.header.tensors)
-        changes: list[ModuleChange] = []
-        for module in sorted(set(side_old.lora) | set(side_new.lora)):
-            changes.append(
-                _lora_change(
-                    module, side_old, side_new, old, new, old_config, new_config, same_bytes
-                )
-            )
-        for name in sorted(set(side_old.other) | set(side_new.other)):
-            a, b = side_old.other.get(name), side_new.other.get(name)
-            base: dict[str, Any] = {
-                "shape_old": a.shape if a else None,
-                "shape_new": b.shape if b else None,
-                "dtype_old": a.dtype if a else None,
-                "dtype_new": b.dtype if b else None,
-            }
-            if a is None or b is None:
-                status = ADDED if a is None else REMOVED
-                changes.append(ModuleChange(name=name, status=status, kind="tensor", **base))
-            elif a.shape != b.shape:
-                changes.append(ModuleChange(name=name, status=RESHAPED, kind="tensor", **base))
-            elif same_bytes(a, b):
-                changes.append(ModuleChange(name=name, status=UNCHANGED, kind="tensor", **base))
-            else:
-                changes.append(
-                    _settle(_change(name, "tensor", _tensor_stats(old, new, a, b), **base))
-                )
+        rows_old = _modules(old.header.tensors, old_config, parameters)
+        rows_new = _modules(new.header.tensors, new_config, parameters)
+        changes = [
+            _row_change(name, rows_old.get(name), rows_new.get(name), old, new, same_bytes)
+            for name in sorted(set(rows_old) | set(rows_new))
+        ]
     changes.sort(key=_rank_key)
     return changes
 
 
-def _lora_change(
-    module: str,
-    side_old: _Side,
-    side_new: _Side,
+def _fields(row_old: _Module | None, row_new: _Module | None) -> dict[str, Any]:
+    return {
+        "shape_old": row_old.shape if row_old else None,
+        "shape_new": row_new.shape if row_new else None,
+        "rank_old": row_old.rank if row_old else None,
+        "rank_new": row_new.rank if row_new else None,
+        "dtype_old": row_old.dtype if row_old else None,
+        "dtype_new": row_new.dtype if row_new else None,
+    }
+
+
+def _row_change(
+    name: str,
+    row_old: _Module | None,
+    row_new: _Module | None,
     old: _Weights,
     new: _Weights,
-    old_config: Mapping[str, Any] | None,
-    new_config: Mapping[str, Any] | None,
-    same_bytes: Any,
+    same_bytes: Callable[[TensorSpec, TensorSpec], bool],
 ) -> ModuleChange:
-    pair_old, pair_new = side_old.lora.get(module), side_new.lora.get(module)
-    dims_old = _lora_dims(*pair_old) if pair_old else None
-    dims_new = _lora_dims(*pair_new) if pair_new else None
-    fields: dict[str, Any] = {
-        "shape_old": dims_old[1:] if dims_old else None,
-        "shape_new": dims_new[1:] if dims_new else None,
-        "rank_old": dims_old[0] if dims_old else None,
-        "rank_new": dims_new[0] if dims_new else None,
-        "dtype_old": pair_old[0].dtype if pair_old else None,
-        "dtype_new": pair_new[0].dtype if pair_new else None,
-    }
-    if pair_old is None or pair_new is None or dims_old is None or dims_new is None:
-        status = ADDED if pair_old is None else REMOVED
-        return ModuleChange(name=module, status=status, kind="lora", **fields)
-    if dims_old[1:] != dims_new[1:]:
-        return ModuleChange(name=module, status=RESHAPED, kind="lora", **fields)
-    s_old = lora_scaling(old_config, module, dims_old[0])
-    s_new = lora_scaling(new_config, module, dims_new[0])
-    if s_old == s_new and all(same_bytes(x, y) for x, y in zip(pair_old, pair_new, strict=True)):
-        return ModuleChange(name=module, status=UNCHANGED, kind="lora", rel_change=0.0, **fields)
-    stats = _lora_stats(old, new, pair_old, pair_new, s_old, s_new)
-    return _settle(_change(module, "lora", stats, **fields))
+    fields = _fields(row_old, row_new)
+    kind = (row_new or row_old).kind  # type: ignore[union-attr]
+    if row_old is None or row_new is None:
+        status = ADDED if row_old is None else REMOVED
+        return ModuleChange(name=name, status=status, kind=kind, **fields)
+    if row_old.shape != row_new.shape:
+        return ModuleChange(name=name, status=RESHAPED, kind=kind, **fields)
+    if row_old.kind != row_new.kind:  # another method's update: changed, not comparable
+        return ModuleChange(name=name, status=CHANGED, kind=kind, **fields)
+    if (
+        row_old.scale == row_new.scale
+        and row_old.parts.keys() == row_new.parts.keys()
+        and all(same_bytes(row_old.parts[k], row_new.parts[k]) for k in row_old.parts)
+    ):
+        return ModuleChange(name=name, status=UNCHANGED, kind=kind, rel_change=0.0, **fields)
+    if kind in (KIND_TENSOR, KIND_MAGNITUDE):
+        stats = _tensor_stats(old, new, row_old.parts["T"], row_new.parts["T"])
+    elif row_old.parts.keys() != row_new.parts.keys() and kind != KIND_LORA:
+        stats = None
+    else:
+        stats = _update_stats(old, new, row_old, row_new)
+    return _settle(_change(name, kind, stats, **fields))
 
 
 def _settle(change: ModuleChange) -> ModuleChange:
@@ -638,6 +1082,7 @@ def diff_versions(
     *,
     old_config: Mapping[str, Any] | None = None,
     new_config: Mapping[str, Any] | None = None,
+    parameters: Callable[[str], Sequence[str] | None] | None = None,
 ) -> AdapterDiff:
     """Compare two versions from their records and weights files.
 
@@ -646,10 +1091,11 @@ def diff_versions(
         old_weights, new_weights: their ``adapter_model.safetensors`` (cache objects), or None
             when the files are identical and need not be read.
         old_config, new_config: their ``adapter_config.json`` (for config changes and scaling).
+        parameters: see `compare_weights`.
     """
     identical = old.manifest.weights.sha256 == new.manifest.weights.sha256
     if identical or old_weights is None or new_weights is None:
-        modules = _identical_modules(new.manifest.tensors)
+        modules = _identical_modules(new.manifest.tensors, new_config, parameters)
     else:
         modules = compare_weights(
             old_weights,
@@ -658,7 +1104,15 @@ def diff_versions(
             new_config=new_config,
             old_tensors=old.manifest.tensors,
             new_tensors=new.manifest.tensors,
+            parameters=parameters,
         )
+    per_tensor = sorted(
+        {
+            f"{v.manifest.peft_type}: {reason}"
+            for v in (old, new)
+            if (reason := update_rule(v.manifest.peft_type)[1]) is not None
+        }
+    )
     return AdapterDiff(
         old=old.ref,
         new=new.ref,
@@ -669,53 +1123,26 @@ def diff_versions(
         metrics=tuple(metric_changes(old.metrics, new.metrics)),
         base=compare_base(old, new),
         modules=tuple(modules),
+        per_tensor=tuple(per_tensor),
     )
 
 
-def _identical_modules(tensors: Sequence[TensorRecord]) -> list[ModuleChange]:
+def _identical_modules(
+    tensors: Sequence[TensorRecord],
+    config: Mapping[str, Any] | None = None,
+    parameters: Callable[[str], Sequence[str] | None] | None = None,
+) -> list[ModuleChange]:
     """The module list of a file compared with itself, from the manifest alone."""
-    modules: dict[str, tuple[str, tuple[int, ...], str]] = {}
-    halves: dict[str, dict[str, TensorRecord]] = {}
-    for t in tensors:
-        side = _lora_side(t.name)
-        if side is not None and len(t.shape) >= 2:
-            halves.setdefault(side[0], {})[side[1]] = t
-        else:
-            modules[t.name] = ("tensor", t.shape, t.dtype)
-    result = []
-    for module, pair in halves.items():
-        a, b = pair.get("A"), pair.get("B")
-        if a is not None and b is not None and b.shape[1] == a.shape[0]:
-            dims: tuple[int, ...] = (b.shape[0], math.prod(a.shape[1:]))
-            result.append(
-                ModuleChange(
-                    name=module,
-                    status=UNCHANGED,
-                    kind="lora",
-                    shape_old=dims,
-                    shape_new=dims,
-                    rank_old=a.shape[0],
-                    rank_new=a.shape[0],
-                    dtype_old=a.dtype,
-                    dtype_new=a.dtype,
-                    rel_change=0.0,
-                )
-            )
-        else:
-            for t in pair.values():
-                modules[t.name] = ("tensor", t.shape, t.dtype)
-    for name, (kind, shape, dtype) in modules.items():
-        result.append(
-            ModuleChange(
-                name=name,
-                status=UNCHANGED,
-                kind=kind,
-                shape_old=shape,
-                shape_new=shape,
-                dtype_old=dtype,
-                dtype_new=dtype,
-                rel_change=0.0,
-            )
+    rows = _modules(tensors, config, parameters)
+    result = [
+        ModuleChange(
+            name=name,
+            status=UNCHANGED,
+            kind=row.kind,
+            rel_change=0.0,
+            **_fields(row, row),
         )
+        for name, row in rows.items()
+    ]
     result.sort(key=_rank_key)
     return result

@@ -103,6 +103,25 @@ class InvalidAdapter(InvalidInput):
         super().__init__(f"{self.path}: {reason}")
 
 
+class SeveralAdapters(InvalidInput):
+    """A folder holds more than one PEFT adapter (``save_pretrained`` of a multi-adapter model,
+    or several checkpoints) and the commit did not say which."""
+
+    def __init__(self, path: Path | str, adapters: dict[str, Path]) -> None:
+        self.path = Path(path)
+        self.adapters = dict(adapters)
+        listed = ", ".join(
+            f"{name} ({folder}/)" if folder != self.path else f"{name} ({folder}/ itself)"
+            for name, folder in self.adapters.items()
+        )
+        first = next(iter(self.adapters))
+        super().__init__(
+            f"{self.path} holds {len(self.adapters)} PEFT adapters: {listed}; commit one with "
+            f"--adapter NAME (e.g. --adapter {first}), or several in one commit with "
+            "Repo.commit(folder, names={adapter: registry name, ...})"
+        )
+
+
 class InvalidConfig(InvalidInput):
     def __init__(self, path: Path | str, reason: str, key: str | None = None) -> None:
         self.path = Path(path)
@@ -516,11 +535,13 @@ class NotAPeftModel(InvalidInput):
 class UnknownPeftAdapter(InvalidInput):
     """`adapter_name=` or `names=` names an adapter that the PeftModel does not have."""
 
-    def __init__(self, adapter_name: str, known: Iterable[str]) -> None:
+    def __init__(
+        self, adapter_name: str, known: Iterable[str], where: str = "the PeftModel"
+    ) -> None:
         self.adapter_name = adapter_name
         self.known = sorted(known)
         super().__init__(
-            f"the PeftModel has no adapter {adapter_name!r}; its adapters: {_listing(self.known)}"
+            f"{where} has no adapter {adapter_name!r}; its adapters: {_listing(self.known)}"
         )
 
 

@@ -234,9 +234,13 @@ def _fit_model(
                 continue
             shapes = " or ".join(str(list(s)) for s in wrapped.values())
             raise IncompatibleBaseModel(
-                version.ref, name, needed, None, base=label,
+                version.ref,
+                name,
+                needed,
+                None,
+                base=label,
                 hint=f"its target parameters there are {shapes}",
-            )  # fmt: skip
+            )
         actual = info.weight
         if info.kind == modelclass.MODULE_CONV1D and not transposed:
             needed = (needed[1], needed[0])
@@ -251,10 +255,14 @@ def _fit_model(
             if resize == needed[0]:
                 continue
             raise IncompatibleBaseModel(
-                version.ref, name, needed, tuple(actual), base=label,
+                version.ref,
+                name,
+                needed,
+                tuple(actual),
+                base=label,
                 hint=f"the adapter was trained on a vocabulary resized to {needed[0]} tokens: "
                 "resize the base model's token embeddings first",
-            )  # fmt: skip
+            )
         raise IncompatibleBaseModel(
             version.ref, name, needed, tuple(actual) if actual is not None else None, base=label
         )

@@ -271,6 +271,8 @@ def diff_lines(diff: AdapterDiff, width: int | None = None, color: bool = False)
     ):
         summary = summary.rsplit(", ", 1)[0]  # fewer of the largest changes, whole ones
     lines.append(_cut(summary, width))
+    if diff.per_tensor_note is not None:
+        lines.append(_cut(printable(diff.per_tensor_note, one_line=True), width))
     changed = diff.changed_modules
     if not changed:
         return lines

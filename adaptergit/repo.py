@@ -214,10 +214,13 @@ class Repo:
                 ``adapter_model.safetensors``, or ``adapter_model.bin``, converted safely), or a
                 ``peft.PeftModel``, saved through ``save_pretrained`` with safetensors.
             name: the registry name (a-z, 0-9, ``-``, ``_``).
-            names: for a PeftModel, ``{"adapter_a": "task-a", ...}``: several of its adapters in
-                one git commit, each its own versioned adapter; returns a list of versions
-                (adapters whose weights and config did not change are left out).
-            adapter_name: for a PeftModel, which adapter (default: the active one).
+            names: ``{"adapter_a": "task-a", ...}``: several adapters of a PeftModel, or of a
+                folder holding several (``default`` is the folder's own, the others its
+                sub-folders, as PEFT's ``save_pretrained`` writes them), in one git commit, each
+                its own versioned adapter; returns a list of versions (adapters whose weights and
+                config did not change are left out).
+            adapter_name: which adapter of a PeftModel (default: the active one) or of a folder
+                holding several (there is no default: `SeveralAdapters` names them).
             metrics: finite numbers, possibly nested (``metrics.json``).
             message: what this version is.
             base_model: the base model's folder, or a hub id in the local Hugging Face cache, to
@@ -231,6 +234,8 @@ class Repo:
 
         Raises:
             InvalidInput: a bad name, adapter, config or metric; nothing is written.
+            SeveralAdapters: a folder holds several adapters and neither `adapter_name` nor
+                `names` says which.
             NothingToCommit: weights and config are identical to the latest version.
             VersionExists, VersionNotNewer: an explicit `version` that cannot be used.
         """

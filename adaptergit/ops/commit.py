@@ -33,6 +33,8 @@ from adaptergit.errors import (
     InvalidSafetensors,
     InvalidVersion,
     NothingToCommit,
+    SeveralAdapters,
+    UnknownPeftAdapter,
     VersionExists,
     VersionNotNewer,
 )
@@ -101,16 +103,52 @@ def commit(
         metrics=metrics, message=message, base_model=base_model, version=version, bump=bump
     )
     if isinstance(src, (str, Path)) or hasattr(src, "__fspath__"):
-        if names is not None or adapter_name is not None:
-            raise InvalidInput("names= and adapter_name= apply to a PeftModel, not to a folder")
-        if name is None:
-            raise InvalidInput("name= is required: the registry name to record the adapter under")
-        return commit_folders(registry, [(Path(src), name)], **options)
+        items = _folder_items(Path(src), name=name, names=names, adapter_name=adapter_name)
+        return commit_folders(registry, items, **options)
     from adaptergit.integrations import peft as peft_integration  # imports torch when used
 
     chosen = peft_integration.select(src, name=name, names=names, adapter_name=adapter_name)
     with peft_integration.saved_adapters(src, chosen, registry.state_dir) as folders:
         return commit_folders(registry, folders, **options)
+
+
+def _folder_items(
+    src: Path, *, name: str | None, names: Mapping[str, str] | None, adapter_name: str | None
+) -> list[tuple[Path, str]]:
+    """(folder, registry name) pairs to commit from a ``save_pretrained`` folder, which may hold
+    several adapters (the folder's own, ``default``, and one per sub-folder): never one silently
+    for all of them."""
+    from adaptergit.adapter import find_adapters
+
+    found = find_adapters(src)
+    if names is not None:
+        if name is not None or adapter_name is not None:
+            raise InvalidInput("give names={adapter: name, ...} or name= (with adapter_name=)")
+        if not names:
+            raise InvalidInput("names= is empty: map at least one PEFT adapter to a registry name")
+        unknown = [a for a in names if a not in found]
+        if unknown:
+            raise UnknownPeftAdapter(unknown[0], found, str(src))
+        return [(found[adapter], registry_name) for adapter, registry_name in names.items()]
+    if name is None:
+        raise InvalidInput("name= is required: the registry name to record the adapter under")
+    if adapter_name is not None:
+        if adapter_name not in found:
+            raise UnknownPeftAdapter(adapter_name, found, str(src))
+        return [(found[adapter_name], name)]
+    if len(found) > 1:
+        raise SeveralAdapters(src, found)
+    if len(found) == 1:
+        ((only, folder),) = found.items()
+        if folder != src:  # save_pretrained(selected_adapters=[only]) writes only src/only/
+            warnings.warn(
+                f"{src} holds no adapter of its own; committing PEFT adapter {only!r} from "
+                f"{folder}/",
+                AdapterGitWarning,
+                stacklevel=4,
+            )
+        return [(folder, name)]
+    return [(src, name)]  # no adapter: open_adapter_source says what is missing
 
 
 def commit_folders(
