@@ -241,7 +241,8 @@ ids = encode(TEXT)
 split = int(len(ids) * 0.8)
 torch.manual_seed(SEED)
 model = get_peft_model(AutoModelForCausalLM.from_pretrained(HERE / "base-model"), LoraConfig(**LORA))
-versioning = AdapterGitCallback(HERE / "registry", name=NAME, every="epoch")
+# quiet: Show prints a line per epoch naming the version instead of the callback's own line
+versioning = AdapterGitCallback(HERE / "registry", name=NAME, every="epoch", quiet=True)
 recorded = {}
 args = TrainingArguments(
     output_dir=str(HERE / "trainer-output"),

@@ -12,6 +12,12 @@ The callback reads the model the Trainer hands to its events and commits it thro
 ``Repo.commit`` (PEFT's ``save_pretrained`` into a temporary folder of the registry): it never
 touches the Trainer's output directory or changes its control flow. On a process other than the
 main one of a distributed run it does nothing, not even open the registry.
+
+Each version it records is announced in one line (``adaptergit: recorded support-bot@v0.0.3 ...``)
+through the Trainer's logger, ``transformers.trainer``, when that shows INFO (``log_level="info"``),
+else on the Trainer's console as its progress and metrics lines are. A run resumed from a
+checkpoint starts from the best the Trainer restored (``state.best_metric``), so ``#best`` never
+moves to a worse version than one of the interrupted run.
 """
 
 from __future__ import annotations
@@ -49,7 +55,24 @@ class AdapterGitCallback(TrainerCallback):
     With `keep_last` = N, the weights of this run's versions older than the last N are removed
     from the local DVC cache once the default DVC remote holds them — never a version with a
     stage, never git history, never weights that exist nowhere else (with no remote, nothing is
-    removed). Versions stay in the registry; ``adaptergit pull`` brings their weights back.
+    removed). Each version removed, and each kept past the last N with the reason (a stage, no
+    default remote, not pushed yet), is said once. Versions stay in the registry;
+    ``adaptergit pull`` brings their weights back.
+
+    A resumed run (``trainer.train(resume_from_checkpoint=...)``) takes its best so far from the
+    Trainer's restored state: ``state.best_metric`` for the Trainer's own metric, else the best
+    value of `metric` in the restored ``state.log_history``.
+
+    Args:
+        repo: the registry (a `Repo` or its folder).
+        name: the adapter's registry name.
+        every: ``"save"`` (a version per checkpoint save) or ``"epoch"``.
+        keep_last: how many of this run's newest versions keep their weights in the local cache.
+        metric: the metric that picks the best version (default: the Trainer's).
+        greater_is_better: its direction (default: the Trainer's, else lower for a loss).
+        stage: the stage the best version holds.
+        base_model: the base model's folder or hub id to fingerprint (default: the model's own).
+        quiet: announce nothing (for callers that print their own lines, like the demo).
     """
 
     def __init__(
@@ -63,6 +86,7 @@ class AdapterGitCallback(TrainerCallback):
         greater_is_better: bool | None = None,
         stage: str = "best",
         base_model: Path | str | None = None,
+        quiet: bool = False,
     ) -> None:
         from adaptergit.refs import validate_name, validate_stage
 
@@ -83,6 +107,8 @@ class AdapterGitCallback(TrainerCallback):
         self._repo_arg = repo
         self._repo: Repo | None = None
         self._pending_epoch = False
+        self._said: set[str] = set()  # keep_last messages already given, once each
+        self.quiet = quiet
 
     # --- the registry ---------------------------------------------------------------------------
 
@@ -101,6 +127,8 @@ class AdapterGitCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             _ = self.repo  # a registry that is not there fails now, not after the first epoch
+            if state.global_step:
+                self._resume(args, state)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # The Trainer evaluates and saves right after this event: wait for its metrics.
@@ -139,26 +167,35 @@ class AdapterGitCallback(TrainerCallback):
                 model, name=self.name, metrics=metrics, message=message, base_model=self.base_model
             )
         except NothingToCommit:
-            logger.info(
-                "adaptergit: %s unchanged at step %s; no new version", self.name, state.global_step
+            self._announce(
+                f"adaptergit: {self.name} unchanged at step {state.global_step}; no new version"
             )
             return
         except AdapterGitError as exc:  # never stop a training run over the registry
             warnings.warn(f"adaptergit: could not version {self.name}: {exc}", stacklevel=2)
             return
         self.versions.append(version)
-        logger.info("adaptergit: recorded %s", version.ref)
-        self._mark_best(args, version, metrics)
+        best = self._mark_best(args, version, metrics)
+        chosen = self._metric_name(args, metrics)
+        shown = ""
+        if chosen is not None and chosen[0] in metrics:
+            shown = f", {chosen[0]} {_number(metrics[chosen[0]])}"
+        self._announce(
+            f"adaptergit: recorded {version.ref} ({message}{shown})"
+            + (f", now {self.name}#{self.stage}" if best else "")
+        )
         if self.keep_last is not None:
             self._evict_old()
 
-    def _metric_name(self, args: Any, metrics: dict[str, Any]) -> tuple[str, bool] | None:
+    def _metric_name(self, args: Any, metrics: dict[str, Any] | None) -> tuple[str, bool] | None:
+        """The metric that picks the best version and whether greater is better; `metrics`
+        None means: as far as the configuration alone says (a resumed run, before any metric)."""
         name = self.metric or getattr(args, "metric_for_best_model", None)
         if name is None:
-            if "eval_loss" not in metrics:
+            if metrics is not None and "eval_loss" not in metrics:
                 return None
             name = "eval_loss"
-        if not name.startswith("eval_") and f"eval_{name}" in metrics:
+        if not name.startswith("eval_") and (metrics is None or f"eval_{name}" in metrics):
             name = f"eval_{name}"
         greater = self.greater_is_better
         if greater is None and self.metric is None:
@@ -167,28 +204,66 @@ class AdapterGitCallback(TrainerCallback):
             greater = not name.endswith("loss")
         return name, bool(greater)
 
-    def _mark_best(self, args: Any, version: Version, metrics: dict[str, Any]) -> None:
+    def _resume(self, args: Any, state: Any) -> None:
+        """A run resumed from a checkpoint: its best so far is the one the Trainer restored."""
+        chosen = self._metric_name(args, None)
+        if chosen is None:
+            return
+        name, greater = chosen
+        trainers = getattr(args, "metric_for_best_model", None)
+        restored: Any = getattr(state, "best_metric", None)
+        value: float | None = None
+        if (
+            trainers is not None
+            and (trainers if trainers.startswith("eval_") else f"eval_{trainers}") == name
+            and _finite(restored)
+        ):
+            value = float(restored)
+        else:
+            for entry in state.log_history:
+                found = entry.get(name)
+                if _finite(found) and (
+                    value is None or (found > value if greater else found < value)
+                ):
+                    value = float(found)
+        if value is None:
+            return
+        self._best_value = value
+        try:
+            self.best = self.repo.resolve(f"{self.name}#{self.stage}")
+        except AdapterGitError:
+            self.best = None
+        holder = f"; {self.best.ref} keeps #{self.stage}" if self.best is not None else ""
+        self._announce(
+            f"adaptergit: resumed at step {state.global_step}; best {name} so far "
+            f"{_number(value)}{holder} until a better version"
+        )
+
+    def _mark_best(self, args: Any, version: Version, metrics: dict[str, Any]) -> bool:
+        """Give `version` the stage if it is the best so far; whether it did."""
         chosen = self._metric_name(args, metrics)
         if chosen is None or chosen[0] not in metrics:
-            return
+            return False
         name, greater = chosen
         value = float(metrics[name])
         if self._best_value is not None and not (
             value > self._best_value if greater else value < self._best_value
         ):
-            return
+            return False
         try:
             self.repo.assign(version.ref, self.stage, message="")
         except AdapterGitError as exc:
             warnings.warn(
                 f"adaptergit: could not mark {version.ref} #{self.stage}: {exc}", stacklevel=2
             )
-            return
+            return False
         self._best_value = value
         self.best = version
+        return True
 
     def _evict_old(self) -> None:
-        """Drop old weights from the local cache where the default DVC remote holds them."""
+        """Drop old weights from the local cache where the default DVC remote holds them, and
+        say once which versions past the last `keep_last` are kept, and why."""
         assert self.keep_last is not None
         repo = self.repo
         old = self.versions[: -self.keep_last]
@@ -196,22 +271,70 @@ class AdapterGitCallback(TrainerCallback):
             return
         staged = {commit for (_n, commit) in repo.registry.index.stages(self.name)}
         keep = {v.weights.md5 for v in self.versions[-self.keep_last :]}
-        candidates = {v.weights.md5 for v in old if v.commit not in staged} - keep
-        candidates = {m for m in candidates if repo.dvc.in_cache(m)}
+        cached = [v for v in old if v.weights.md5 not in keep and repo.dvc.in_cache(v.weights.md5)]
+        self._say_kept([v for v in cached if v.commit in staged], "holds a stage")
+        candidates = [v for v in cached if v.commit not in staged]
         if not candidates:
             return
         remote = repo.remotes.default()
         if remote is None:
+            self._say_kept(candidates, "there is no default DVC remote to keep its weights")
             return
         try:
-            missing = repo.remotes.missing(sorted(candidates), remote)
+            missing = repo.remotes.missing(sorted({v.weights.md5 for v in candidates}), remote)
         except AdapterGitError as exc:
             warnings.warn(
                 f"adaptergit: keep_last: cannot ask DVC remote {remote}: {exc}", stacklevel=2
             )
             return
-        for md5 in sorted(candidates - set(missing)):
+        self._say_kept(
+            [v for v in candidates if v.weights.md5 in missing],
+            f"DVC remote {remote!r} does not hold its weights yet (adaptergit push)",
+        )
+        dropped = [v for v in candidates if v.weights.md5 not in missing]
+        for md5 in sorted({v.weights.md5 for v in dropped}):
             repo.dvc.drop(md5)
+        if dropped:
+            self._announce(
+                f"adaptergit: keep_last={self.keep_last}: removed the weights of "
+                f"{', '.join(v.ref for v in dropped)} from the local cache (safe on DVC remote "
+                f"{remote!r}; adaptergit pull brings them back)"
+            )
+
+    def _say_kept(self, versions: list[Version], why: str) -> None:
+        """Say once per version and reason that keep_last kept its weights."""
+        fresh = [v for v in versions if f"{v.ref}:{why}" not in self._said]
+        if not fresh:
+            return
+        self._said.update(f"{v.ref}:{why}" for v in fresh)
+        self._announce(
+            f"adaptergit: keep_last={self.keep_last}: kept the weights of "
+            f"{', '.join(v.ref for v in fresh)} in the local cache: {why}"
+        )
+
+    def _announce(self, text: str) -> None:
+        if not self.quiet:
+            _announce(text)
+
+
+def _announce(text: str) -> None:
+    """One line for the training log: through the Trainer's logger when it shows INFO, else on
+    the console the way the Trainer's own progress and metrics lines are written."""
+    trainer_logger = logging.getLogger("transformers.trainer")
+    if trainer_logger.isEnabledFor(logging.INFO):
+        trainer_logger.info(text)
+        return
+    logger.info(text)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - transformers depends on tqdm
+        print(text, flush=True)
+    else:
+        tqdm.write(text)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def collect_metrics(
