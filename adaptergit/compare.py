@@ -37,6 +37,7 @@ from adaptergit.peftkeys import short_module_name
 
 if TYPE_CHECKING:
     from adaptergit.manifest import TensorRecord, Version
+    from adaptergit.modelclass import ModuleInfo
     from adaptergit.safetensors_format import TensorSpec
 
 # Module statuses, in the order a reader wants them: what changed shape first, then by size.
@@ -133,7 +134,7 @@ class ModuleChange:
     across versions.
 
     `kind` is ``lora`` (LoRA, AdaLoRA, DoRA's direction, one expert of a MoE parameter),
-    ``loha`` or ``lokr`` for an effective update ΔW, whose (d_out, d_in) is the shape and whose
+    ``loha``, ``lokr`` or ``vera`` for an effective update ΔW, whose (d_out, d_in) is the shape and whose
     norms are those of ΔW (`UPDATES`); ``magnitude`` (DoRA's magnitude vector) or ``tensor`` for a
     tensor compared as it is. `rel_change` is ||new − old|| / ||old|| and `cosine` the cosine
     similarity of old and new.
@@ -328,6 +329,7 @@ def compare_base(old: Version, new: Version) -> BaseComparison:
 KIND_LORA = "lora"  # LoRA (rsLoRA, rank/alpha patterns, DoRA's direction, MoE experts), AdaLoRA
 KIND_LOHA = "loha"
 KIND_LOKR = "lokr"
+KIND_VERA = "vera"
 KIND_MAGNITUDE = "magnitude"  # DoRA's magnitude vector, compared as a tensor
 KIND_TENSOR = "tensor"
 
@@ -338,6 +340,8 @@ UPDATES = {
     "ADALORA": "ΔW = B·diag(E)·A·alpha/(init_r + 1e-5)",
     "LOHA": "ΔW = s·(B1·A1)⊙(B2·A2), s = alpha/r",
     "LOKR": "ΔW = s·(W1 ⊗ W2), s = alpha/r, each W whole or a low-rank product",
+    "VERA": "ΔW = diag(λb)·B·diag(λd)·A, A and B the shared projections, sliced to the layer "
+    "(needs the base model on disk for the layers' sizes)",
 }
 # Methods whose update is not defined by the adapter alone, and why: diff compares their tensors.
 _PROMPT = "it adds learned virtual tokens, not a weight update"
@@ -356,6 +360,9 @@ PER_TENSOR = {
     "ADAPTION_PROMPT": _PROMPT,
 }
 _UNKNOWN_UPDATE = "adaptergit knows no factor form of its update"
+
+# The base model's module of a saved module name, or None (`adaptergit.modelclass.ModelView`).
+BaseModules = Callable[[str], "ModuleInfo | None"]
 
 _LOHA_PARTS = {"hada_w1_a": "w1a", "hada_w1_b": "w1b", "hada_w2_a": "w2a", "hada_w2_b": "w2b"}
 _LOKR_PARTS = {
@@ -501,13 +508,14 @@ def _tensor_row(spec: _Spec, kind: str = KIND_TENSOR) -> _Module:
 def _modules(
     tensors: Sequence[_Spec],
     config: Mapping[str, Any] | None,
-    parameters: Callable[[str], Sequence[str] | None] | None = None,
+    base: BaseModules | None = None,
 ) -> dict[str, _Module]:
     """One version's rows, by name: its method's updates where it has factors, else tensors.
 
-    `parameters` gives a module's parameters that ``target_parameters`` wraps, in the order the
-    model registers them (PEFT nests one wrapper per parameter, the first innermost); without it
-    the order of ``target_parameters`` in the config stands in.
+    `base` gives the base model's modules: the order in which a module registers the parameters
+    that ``target_parameters`` wraps (PEFT nests one wrapper per parameter, the first innermost),
+    their shapes, and a layer's size for VeRA; without it the order of ``target_parameters`` in the
+    config stands in.
     """
     config = config or {}
     peft_type = config.get("peft_type")
@@ -526,7 +534,7 @@ def _modules(
             },
         )
         for module, parts in grouped.items():
-            for row in _lora_rows(module, parts, config, kind == "ADALORA", parameters):
+            for row in _lora_rows(module, parts, config, kind == "ADALORA", base):
                 rows[row.name] = row
     elif kind == "LOHA":
         grouped, rest = _group(tensors, "hada_", _LOHA_PARTS)
@@ -544,6 +552,23 @@ def _modules(
                 rest.extend(parts.values())
             else:
                 rows[lokr.name] = lokr
+    elif kind == "VERA":
+        grouped, rest = _group(
+            tensors, "vera_lambda_", {"vera_lambda_b": "b", "vera_lambda_d": "d"}
+        )
+        shared = {
+            spec.name.rsplit(".", 1)[-1]: spec
+            for spec in rest
+            if spec.name.rsplit(".", 1)[-1] in ("vera_A", "vera_B")
+        }
+        for module, parts in grouped.items():
+            vera = _vera_row(module, parts, shared, base)
+            if vera is None:
+                rest.extend(parts.values())
+            else:
+                rows[vera.name] = vera
+        if any(row.kind == KIND_VERA for row in rows.values()):
+            rest = [spec for spec in rest if spec not in shared.values()]
     else:
         rest = list(tensors)
     for spec in rest:
@@ -574,7 +599,7 @@ def _lora_rows(
     parts: dict[str, Any],
     config: Mapping[str, Any],
     adalora: bool,
-    parameters: Callable[[str], Sequence[str] | None] | None,
+    base: BaseModules | None,
 ) -> list[_Module]:
     """A LoRA or AdaLoRA pair as rows: one, or one per expert of a stacked MoE parameter."""
     a, b, e = parts.get("A"), parts.get("B"), parts.get("E")
@@ -606,7 +631,7 @@ def _lora_rows(
                 adalora=True,
             )
         ]
-    name, experts, rank = _wrapped_parameter(module, rows_a, config, parameters)
+    name, experts, rank = _wrapped_parameter(module, rows_a, config, base)
     scale = lora_scaling(config, name, rank)
     if experts <= 1:
         return [
@@ -630,7 +655,7 @@ def _wrapped_parameter(
     module: str,
     rows: int,
     config: Mapping[str, Any],
-    parameters: Callable[[str], Sequence[str] | None] | None,
+    base: BaseModules | None,
 ) -> tuple[str, int, int]:
     """(row name, experts, rank) of a LoRA module: for ``target_parameters`` the row is named
     ``module.parameter`` and a stacked MoE parameter (``lora_A`` of experts x r rows) has experts."""
@@ -639,7 +664,15 @@ def _wrapped_parameter(
         return module, 1, rows
     plain = peftkeys.strip_wrappers(module)
     depth = peftkeys.wrapper_depth(module)
-    order = list(parameters(plain) or []) if parameters is not None else []
+    info = base(module) if base is not None else None
+    shapes: dict[str, tuple[int, ...]] = {}
+    if info is not None:  # the model's own order: what PEFT wrapped, innermost first
+        shapes = {
+            pname: shape
+            for pname, shape in info.parameters.items()
+            if any(f"{plain}.{pname}" == t or f"{plain}.{pname}".endswith(f".{t}") for t in targets)
+        }
+    order = list(shapes)
     if not order:  # the config's order, for the parameters of this module
         for target in targets:
             owner, _, pname = target.rpartition(".")
@@ -650,10 +683,41 @@ def _wrapped_parameter(
     pname = order[len(order) - 1 - depth]  # the first registered is wrapped innermost
     outer = module.removesuffix(".base_layer" * depth) if depth else module
     name = outer if pname == "weight" else f"{outer}.{pname}"
+    shape = shapes.get(pname)
+    if shape is not None:
+        experts = shape[0] if len(shape) == 3 else 1
+        return name, experts, rows // experts if experts and rows % experts == 0 else rows
     r = _pattern_value(config.get("rank_pattern"), peftkeys.model_name(name), config.get("r"))
     if not isinstance(r, int) or r <= 0 or rows % r:
         return name, 1, rows
     return name, rows // r, r
+
+
+def _vera_row(
+    module: str, parts: dict[str, Any], shared: dict[str, Any], base: BaseModules | None
+) -> _Module | None:
+    """VeRA's ΔW = diag(λb)·B[:out]·diag(λd)·A[:, :in], B and A the shared projections (saved
+    with ``save_projection``); `in` is the layer's, which only the base model knows."""
+    b, d = parts.get("b"), parts.get("d")
+    proj_a, proj_b = shared.get("vera_A"), shared.get("vera_B")
+    info = base(module) if base is not None else None
+    if b is None or d is None or proj_a is None or proj_b is None or info is None:
+        return None
+    if info.weight is None or len(info.weight) != 2 or len(b.shape) != 1 or len(d.shape) != 1:
+        return None
+    d_out, rank = b.shape[0], d.shape[0]
+    d_in = info.weight[0] if info.kind == "conv1d" else info.weight[1]
+    if d_out not in info.weight or tuple(proj_a.shape[:1]) != (rank,) or proj_b.shape[1] != rank:
+        return None
+    if proj_a.shape[1] < d_in or proj_b.shape[0] < d_out:
+        return None
+    return _Module(
+        name=module,
+        kind=KIND_VERA,
+        parts={"b": b, "d": d, "A": proj_a, "B": proj_b},
+        shape=(d_out, d_in),
+        rank=rank,
+    )
 
 
 def _loha_row(module: str, parts: dict[str, Any], config: Mapping[str, Any]) -> _Module | None:
@@ -820,6 +884,15 @@ def _factors(row: _Module, weights: _Weights) -> _LowRank | _Kron | None:
         u = (w1a[:, :, None] * w2a[:, None, :]).reshape(d_out, -1)
         v = (w1b[:, None, :] * w2b[None, :, :]).reshape(-1, d_in)
         return _LowRank(u, v)
+    if row.kind == KIND_VERA:
+        arrays = [weights.float64(parts[k]) for k in ("b", "d", "A", "B")]
+        if any(x is None for x in arrays):
+            return None
+        lambda_b, lambda_d, proj_a, proj_b = arrays
+        d_out, d_in = row.shape
+        u = lambda_b[:, None] * proj_b[:d_out, :]
+        v = lambda_d[:, None] * proj_a[:, :d_in]
+        return _LowRank(u, np.ascontiguousarray(v))
     if row.kind == KIND_LOKR:
         sides = []
         for whole, left, right in (("w1", "w1a", "w1b"), ("w2", "w2a", "w2b")):
@@ -969,7 +1042,7 @@ def compare_weights(
     new_config: Mapping[str, Any] | None = None,
     old_tensors: Sequence[TensorRecord] = (),
     new_tensors: Sequence[TensorRecord] = (),
-    parameters: Callable[[str], Sequence[str] | None] | None = None,
+    base: BaseModules | None = None,
 ) -> list[ModuleChange]:
     """Module-by-module changes between two safetensors files, largest first.
 
@@ -981,8 +1054,11 @@ def compare_weights(
         old_config, new_config: their ``adapter_config.json`` (method, ranks, scaling).
         old_tensors, new_tensors: the manifests' records: tensors with equal BLAKE3 hashes go
             unread; without them every shared module is read.
-        parameters: a module's parameters wrapped by ``target_parameters``, in the order the
-            model registers them (names the rows of nested wrappers); the config's order without.
+        base: the base model's modules (`adaptergit.modelclass.ModelView.module`), when the
+            base is on disk: they name the rows of nested ``target_parameters`` wrappers and
+            count a MoE parameter's experts exactly, and give VeRA its layers' sizes. Without
+            it the config's order of ``target_parameters`` stands in, and VeRA is compared per
+            tensor.
     """
     hashes_old = {t.name: t.blake3 for t in old_tensors}
     hashes_new = {t.name: t.blake3 for t in new_tensors}
@@ -992,8 +1068,8 @@ def compare_weights(
         return ha is not None and ha == hb and a.dtype == b.dtype and a.shape == b.shape
 
     with _open_pair(old_path, new_path) as (old, new):
-        rows_old = _modules(old.header.tensors, old_config, parameters)
-        rows_new = _modules(new.header.tensors, new_config, parameters)
+        rows_old = _modules(old.header.tensors, old_config, base)
+        rows_new = _modules(new.header.tensors, new_config, base)
         changes = [
             _row_change(name, rows_old.get(name), rows_new.get(name), old, new, same_bytes)
             for name in sorted(set(rows_old) | set(rows_new))
@@ -1082,7 +1158,7 @@ def diff_versions(
     *,
     old_config: Mapping[str, Any] | None = None,
     new_config: Mapping[str, Any] | None = None,
-    parameters: Callable[[str], Sequence[str] | None] | None = None,
+    base: BaseModules | None = None,
 ) -> AdapterDiff:
     """Compare two versions from their records and weights files.
 
@@ -1091,11 +1167,11 @@ def diff_versions(
         old_weights, new_weights: their ``adapter_model.safetensors`` (cache objects), or None
             when the files are identical and need not be read.
         old_config, new_config: their ``adapter_config.json`` (for config changes and scaling).
-        parameters: see `compare_weights`.
+        base: see `compare_weights`.
     """
     identical = old.manifest.weights.sha256 == new.manifest.weights.sha256
     if identical or old_weights is None or new_weights is None:
-        modules = _identical_modules(new.manifest.tensors, new_config, parameters)
+        modules = _identical_modules(new.manifest.tensors, new_config, base)
     else:
         modules = compare_weights(
             old_weights,
@@ -1104,15 +1180,16 @@ def diff_versions(
             new_config=new_config,
             old_tensors=old.manifest.tensors,
             new_tensors=new.manifest.tensors,
-            parameters=parameters,
+            base=base,
         )
-    per_tensor = sorted(
-        {
-            f"{v.manifest.peft_type}: {reason}"
-            for v in (old, new)
-            if (reason := update_rule(v.manifest.peft_type)[1]) is not None
-        }
-    )
+    updated = any(m.kind not in (KIND_TENSOR, KIND_MAGNITUDE) for m in modules)
+    per_tensor = set()
+    for v in (old, new):
+        reason = update_rule(v.manifest.peft_type)[1]
+        if reason is None and v.manifest.peft_type.upper() == "VERA" and not updated:
+            reason = "its update needs the base model's layer sizes, and the base is not on disk"
+        if reason is not None:
+            per_tensor.add(f"{v.manifest.peft_type}: {reason}")
     return AdapterDiff(
         old=old.ref,
         new=new.ref,
@@ -1123,17 +1200,17 @@ def diff_versions(
         metrics=tuple(metric_changes(old.metrics, new.metrics)),
         base=compare_base(old, new),
         modules=tuple(modules),
-        per_tensor=tuple(per_tensor),
+        per_tensor=tuple(sorted(per_tensor)),
     )
 
 
 def _identical_modules(
     tensors: Sequence[TensorRecord],
     config: Mapping[str, Any] | None = None,
-    parameters: Callable[[str], Sequence[str] | None] | None = None,
+    base: BaseModules | None = None,
 ) -> list[ModuleChange]:
     """The module list of a file compared with itself, from the manifest alone."""
-    rows = _modules(tensors, config, parameters)
+    rows = _modules(tensors, config, base)
     result = [
         ModuleChange(
             name=name,

@@ -389,6 +389,26 @@ def _checkpoint_renames(model: Any) -> Callable[[str], tuple[str, bool]]:
     return rename
 
 
+def base_view(
+    name_or_path: str | None, adapter_config: Mapping[str, Any] | None
+) -> ModelView | None:
+    """The modules of a version's base model, built on the meta device when the base it recorded
+    (a folder, or a hub id in the local Hugging Face cache) is on disk; else None."""
+    from adaptergit.errors import AdapterGitError
+    from adaptergit.fingerprint import resolve_base_model
+
+    if not name_or_path:
+        return None
+    try:
+        path, _name, _revision = resolve_base_model(None, {"base_model_name_or_path": name_or_path})
+    except AdapterGitError:
+        return None
+    if path is None:
+        return None
+    built = skeleton(resolve_base(path, adapter_config), path)
+    return ModelView(built) if built is not None else None
+
+
 def resolve_base(path: Path | None, adapter_config: Mapping[str, Any] | None) -> ModelClass:
     """The `ModelClass` of an adapter whose base model folder is `path` (None: not on disk)."""
     return model_class(adapter_config, read_base_config(path))
@@ -399,6 +419,7 @@ __all__ = [
     "ModelClass",
     "ModelView",
     "ModuleInfo",
+    "base_view",
     "from_pretrained",
     "model_class",
     "read_base_config",
