@@ -132,6 +132,14 @@ def open_adapter_source(src: Path | str) -> AdapterSource:
             )
     _refuse_lfs_pointer(weights_path)
     config, config_bytes = load_adapter_config(config_path)
+    if str(config.get("peft_type", "")).upper() in _COMPOSITE_METHODS:
+        parts = sorted(name for name in find_adapters(directory) if name != DEFAULT_ADAPTER)
+        raise InvalidAdapter(
+            directory,
+            f"an X-LoRA adapter (peft_type {config['peft_type']}) keeps its sub-adapters in "
+            f"folders of their own ({', '.join(parts) or 'none found'}): adaptergit records one "
+            "adapter per version; commit each sub-adapter's folder on its own",
+        )
     return AdapterSource(
         directory=directory,
         config=config,

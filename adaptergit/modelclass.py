@@ -357,15 +357,20 @@ def _checkpoint_renames(model: Any) -> Callable[[str], tuple[str, bool]]:
             except (re.error, TypeError):
                 continue
     transform: Callable[[str], tuple[str, bool]] | None = None
-    try:  # transformers 5
-        from transformers.conversion_mapping import get_model_conversion_mapping
+    try:  # transformers 5, where PEFT converts adapters too: for the model types it registers
+        from transformers.conversion_mapping import (
+            get_checkpoint_conversion_mapping,
+            get_model_conversion_mapping,
+        )
         from transformers.core_model_loading import (
             WeightConverter,
             WeightRenaming,
             rename_source_key,
         )
 
-        conversions = list(get_model_conversion_mapping(model) or [])
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        registered = get_checkpoint_conversion_mapping(model_type) is not None  # type: ignore[no-untyped-call]
+        conversions = list(get_model_conversion_mapping(model) or []) if registered else []
         renamings = [c for c in conversions if isinstance(c, WeightRenaming)]
         converters = [c for c in conversions if isinstance(c, WeightConverter)]
         prefix = getattr(model, "base_model_prefix", None)

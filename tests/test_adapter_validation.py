@@ -32,8 +32,14 @@ def adalora_folder(path: Path, *, q_rank: int, bad: str | None = None) -> Path:
     if bad == "half":  # lora_A pruned but lora_B not: PEFT could not load it
         tensors[f"{PREFIX}.q_proj.lora_B"] = np.ones((8, 2), np.float32)
     save_file(tensors, str(path / WEIGHTS_FILE))
-    config = {"peft_type": "ADALORA", "init_r": 4, "target_r": 2, "lora_alpha": 8,
-              "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}  # fmt: skip
+    config = {
+        "peft_type": "ADALORA",
+        "init_r": 4,
+        "target_r": 2,
+        "lora_alpha": 8,
+        "target_modules": ["q_proj", "v_proj"],
+        "task_type": "CAUSAL_LM",
+    }
     (path / CONFIG_FILE).write_text(json.dumps(config))
     return path
 

@@ -86,7 +86,9 @@ def test_one_line_per_version_through_the_trainers_logger_when_it_shows_info(
     finally:
         hf_logging.set_verbosity(before)
     lines = [r.getMessage() for r in caplog.records if r.name == "transformers.trainer"]
-    assert lines == ["adaptergit: recorded bot@v0.0.2 (step 6, epoch 2, eval_loss 1.2), now bot#best"]
+    assert lines == [
+        "adaptergit: recorded bot@v0.0.2 (step 6, epoch 2, eval_loss 1.2), now bot#best"
+    ]
     assert "bot@v0.0.2" not in capsys.readouterr().out  # not twice
     quiet = AdapterGitCallback(registry.root, name="other", every="epoch", quiet=True)
     events(quiet, TrainerState(global_step=3, epoch=1.0), model, {"eval_loss": 1.5})
@@ -140,7 +142,10 @@ def test_a_real_resumed_trainer_run(registry: Repo, base_model_dir: Path, tmp_pa
                 with torch.no_grad():
                     for n, p in model.named_parameters():
                         if "lora_B" in n:
-                            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)) * 10)
+                            p.add_(
+                                torch.randn(p.shape, generator=torch.Generator().manual_seed(7))
+                                * 10
+                            )
 
     def trainer(epochs: int) -> Trainer:
         torch.manual_seed(0)
@@ -149,15 +154,26 @@ def test_a_real_resumed_trainer_run(registry: Repo, base_model_dir: Path, tmp_pa
             LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
         )
         args = TrainingArguments(
-            output_dir=str(tmp_path / "out"), num_train_epochs=epochs, per_device_train_batch_size=8,
-            learning_rate=5e-2, eval_strategy="epoch", save_strategy="epoch", report_to="none",
-            metric_for_best_model="eval_loss", use_cpu=True, disable_tqdm=True, seed=0,
-        )  # fmt: skip
+            output_dir=str(tmp_path / "out"),
+            num_train_epochs=epochs,
+            per_device_train_batch_size=8,
+            learning_rate=5e-2,
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            report_to="none",
+            metric_for_best_model="eval_loss",
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+        )
         callbacks = [AdapterGitCallback(registry.root, name="bot"), Diverge()]
-        data = [{"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64}
-                for i in range(16)]  # fmt: skip
-        return Trainer(model=model, args=args, train_dataset=data, eval_dataset=data[:8],
-                       callbacks=callbacks)  # fmt: skip
+        data = [
+            {"input_ids": torch.arange(i, i + 8) % 64, "labels": torch.arange(i, i + 8) % 64}
+            for i in range(16)
+        ]
+        return Trainer(
+            model=model, args=args, train_dataset=data, eval_dataset=data[:8], callbacks=callbacks
+        )
 
     trainer(2).train()
     best_before = fresh(registry).resolve("bot#best")

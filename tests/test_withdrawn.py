@@ -51,7 +51,9 @@ def test_a_deregistration_in_the_same_second_still_counts() -> None:
 
 
 def test_a_deprecated_artifact_has_no_active_versions_until_registered_again() -> None:
-    before = tags(("bot@v0.0.1", "c1", 10), ("bot#prod#1", "c1", 11), ("bot@deprecated#2", "c1", 12))
+    before = tags(
+        ("bot@v0.0.1", "c1", 10), ("bot#prod#1", "c1", 11), ("bot@deprecated#2", "c1", 12)
+    )
     index = Index(before)
     deprecation = index.deprecation("bot")
     assert deprecation is not None and deprecation.kind == "deprecated"
@@ -99,7 +101,9 @@ def test_latest_stages_log_and_show_agree_with_gto(deregistered: Repo) -> None:
 
 def test_cli_log_names_what_was_withdrawn(deregistered: Repo) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["-C", str(deregistered.root), "log", "bot"], catch_exceptions=False)
+    result = runner.invoke(
+        cli, ["-C", str(deregistered.root), "log", "bot"], catch_exceptions=False
+    )
     assert result.exit_code == 0
     rows = [line for line in result.output.splitlines() if "v0.0.2" in line]
     assert rows == ["withdrawn with GTO, not listed: bot@v0.0.2 (deregistered)"]
