@@ -531,8 +531,8 @@ def _target_modules_warning(
     strays: dict[str, int] = {}
     for name in names:
         key = peftkeys.parse_key(name, layer_prefix)
-        if key is None or not key.model_module:
-            continue  # not an adapter-layer tensor (a module to save, trainable tokens, ...)
+        if key is None or not key.model_module or not peftkeys.is_module_level(key.module):
+            continue  # not an adapter-layer tensor (a module to save, a shared projection, ...)
         module = key.model_module
         if any(f".{m}." in f".{module}." for m in saved):
             continue

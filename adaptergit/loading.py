@@ -190,7 +190,11 @@ def _fit_model(
     whole: list[tuple[str, tuple[int, ...]]] = []
     for tensor in manifest.tensors:
         key = peftkeys.parse_key(tensor.name, prefix) if prefix is not None else None
-        if key is not None and peftkeys.model_name(key.module):
+        if (
+            key is not None
+            and key.module.startswith(peftkeys.PEFT_PREFIX)
+            and peftkeys.model_name(key.module)
+        ):
             part = key.part if key.rest in ("", "weight") else f"{key.part}.{key.rest}"
             modules.setdefault(key.module, {})[part] = tensor.shape
         elif tensor.name.startswith(peftkeys.PEFT_PREFIX):

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 # The wrapper PEFT puts in front of the base model's own module names when it saves.
 PEFT_PREFIX = "base_model.model."
 
-# peft_type -> the name prefix of its tuner layers' tensors (PEFT's `<Tuner>Layer.prefix`).
+# peft_type -> the name prefix of its tuner layers' tensors (PEFT's `<Tuner>Layer.prefix`, the
+# ``PEFT_TYPE_TO_PREFIX_MAPPING`` of PEFT 0.21). Prompt-learning methods (prompt, prefix and
+# p-tuning, CPT, ...) have no layers: their tensors name no module of the base.
 LAYER_PREFIXES = {
     "LORA": "lora_",
     "ADALORA": "lora_",
@@ -35,6 +37,32 @@ LAYER_PREFIXES = {
     "HRA": "hra_",
     "VBLORA": "vblora_",
     "FOURIERFT": "fourierft_",
+    "VERA": "vera_lambda_",
+    "PVERA": "pvera_lambda_",
+    "ADAMSS": "adamss_",
+    "BEFT": "beft_",
+    "C3A": "c3a_",
+    "DEFT": "deft_",
+    "DELORA": "delora_",
+    "GLORA": "glora_",
+    "GRALORA": "gralora_",
+    "HIRA": "hira_",
+    "LILY": "lily_",
+    "LN_TUNING": "ln_tuning_",
+    "MISS": "miss_",
+    "OSF": "osf_",
+    "PEANUT": "peanut_",
+    "POLY": "poly_",
+    "PSOFT": "psoft_",
+    "RANDLORA": "randlora_",
+    "ROAD": "road_",
+    "SHADOW": "shadow_",
+    "SHIRA": "shira_",
+    "SUPERTUNING": "supertuning_",
+    "TINYLORA": "tinylora_",
+    "TRAINABLE_TOKENS": "trainable_tokens_",
+    "UNILORA": "unilora_",
+    "WAVEFT": "waveft_",
 }
 
 # LoRA's low-rank factors: ``lora_A`` (r, in) and ``lora_B`` (out, r) of a Linear or Conv layer,
@@ -140,6 +168,15 @@ def layer_prefix(peft_type: object) -> str | None:
     return LAYER_PREFIXES.get(peft_type.upper()) if isinstance(peft_type, str) else None
 
 
+def is_module_level(module: str) -> bool:
+    """Whether a saved module name is one of the base model's modules (``base_model.model.X``,
+    or a bare name as hand-made adapters have), not a tensor PEFT keeps on its own wrapper for
+    every layer to share (VeRA's ``base_model.vera_A``, FRoD's ``base_model.frod_V``)."""
+    return module != "base_model" and (
+        module.startswith(PEFT_PREFIX) or not module.startswith("base_model.")
+    )
+
+
 def model_name(module: str) -> str:
     """``base_model.model.x.q_proj`` -> ``x.q_proj``: a module as the base model names it."""
     return module.removeprefix(PEFT_PREFIX)
@@ -192,6 +229,7 @@ __all__ = [
     "PEFT_PREFIX",
     "WRAPPER_INFIXES",
     "PeftKey",
+    "is_module_level",
     "layer_prefix",
     "model_name",
     "natural_key",
