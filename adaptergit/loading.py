@@ -362,7 +362,22 @@ def _resolve_path(base: Path | str) -> Path:
     path, _name, _rev = resolve_base_model(base, {})
     if path is None:
         raise InvalidBaseModel(Path(str(base)), "not found on disk or in the Hugging Face cache")
+    _refuse_lfs_pointers(path)
     return path
+
+
+def _refuse_lfs_pointers(path: Path) -> None:
+    """A base cloned without git-lfs holds pointer files where its weights should be."""
+    from adaptergit.adapter import lfs_pointer
+
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    for file in files:
+        if lfs_pointer(file) is not None:
+            raise InvalidBaseModel(
+                path,
+                f"{file.name} is a Git LFS pointer, not the weights: the model was cloned without "
+                "git-lfs; run `git lfs install && git lfs pull` in that clone",
+            )
 
 
 def _model_path(model: Any, given: Path | str | None) -> Path | None:

@@ -26,6 +26,7 @@ model card that ``checkout --to`` writes and ``diff``:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,15 +185,23 @@ def skeleton(model: ModelClass, path: Path) -> Any | None:
     folder = path if path.is_dir() else path.parent
     if not (folder / BASE_CONFIG).is_file():
         return None
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(hf_logging.ERROR)  # its notes on configs are for who loads the model
     try:
-        config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
-        cls = transformers_class(model, read_base_config(folder))
-        with torch.device("meta"):
-            if cls.__name__.startswith("Auto"):
-                return cls.from_config(config)
-            return cls._from_config(config)
-    except Exception:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
+            cls = transformers_class(model, read_base_config(folder))
+            with torch.device("meta"):
+                if cls.__name__.startswith("Auto"):
+                    return cls.from_config(config)
+                return cls._from_config(config)
+    except Exception:  # any failure to build means: check from the files instead
         return None
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 # --- a base model's modules -----------------------------------------------------------------------

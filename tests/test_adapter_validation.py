@@ -112,3 +112,32 @@ def test_a_file_that_only_mentions_lfs_is_not_a_pointer(tmp_path: Path) -> None:
     assert lfs_pointer(path) is None
     path.write_bytes(POINTER + b"\0" * 2000)  # too large to be a pointer
     assert lfs_pointer(path) is None
+
+
+def test_a_base_model_of_lfs_pointers_is_named_as_such(
+    tmp_path: Path, base_model_dir: Path
+) -> None:
+    import shutil
+
+    import adaptergit
+    from adaptergit.errors import InvalidBaseModel
+
+    registry = Repo.init(tmp_path / "registry")
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    save_file(
+        {
+            f"{PREFIX}.q_proj.lora_A.weight": np.ones((2, 32), np.float32),
+            f"{PREFIX}.q_proj.lora_B.weight": np.ones((32, 2), np.float32),
+        },
+        str(folder / WEIGHTS_FILE),
+    )
+    (folder / CONFIG_FILE).write_text('{"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"]}')
+    registry.commit(folder, name="bot", base_model=base_model_dir)
+    clone = tmp_path / "cloned-base"
+    shutil.copytree(base_model_dir, clone)
+    for weights in clone.glob("*.safetensors"):
+        weights.write_bytes(POINTER)
+    with pytest.raises(InvalidBaseModel, match="Git LFS pointer"):
+        adaptergit.check_base("bot", clone, repo=registry)
+    registry.close()
