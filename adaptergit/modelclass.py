@@ -25,6 +25,7 @@ model card that ``checkout --to`` writes and ``diff``:
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -188,7 +189,7 @@ def skeleton(model: ModelClass, path: Path) -> Any | None:
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity(hf_logging.ERROR)  # its notes on configs are for who loads the model
+    hf_logging.set_verbosity(logging.ERROR)  # its notes on configs are for who loads the model
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
