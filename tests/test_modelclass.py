@@ -125,7 +125,7 @@ def two_adapters(tmp_path: Path) -> Path:
         tiny_base_model(), LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False)
     )
     model.add_adapter("task_b", LoraConfig(r=2, target_modules=["v_proj"], init_lora_weights=False))
-    model.save_pretrained(tmp_path / "both")
+    model.save_pretrained(str(tmp_path / "both"))
     return tmp_path / "both"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -12,8 +13,15 @@ from adaptergit import Repo
 
 from .conftest import tiny_peft_model
 
+if TYPE_CHECKING:
+    from transformers import TrainerState, TrainingArguments
 
-def events(callback, state, model, metrics):  # type: ignore[no-untyped-def]
+    from adaptergit.integrations.transformers import AdapterGitCallback
+
+
+def events(
+    callback: AdapterGitCallback, state: TrainerState, model: Any, metrics: dict[str, float]
+) -> TrainingArguments:
     """One epoch's end as the Trainer calls it: epoch end, then evaluation."""
     from transformers import TrainerControl, TrainingArguments
 
@@ -32,7 +40,9 @@ def fresh(registry: Repo) -> Repo:
     return registry
 
 
-def test_a_resumed_run_keeps_the_trainers_restored_best(registry: Repo, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_resumed_run_keeps_the_trainers_restored_best(
+    registry: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
     from adaptergit.integrations.transformers import AdapterGitCallback
@@ -65,8 +75,8 @@ def test_a_resumed_run_keeps_the_trainers_restored_best(registry: Repo, capsys) 
 
 
 def test_one_line_per_version_through_the_trainers_logger_when_it_shows_info(
-    registry: Repo, capsys, caplog
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     from transformers import TrainerState
     from transformers.utils import logging as hf_logging
 
@@ -77,7 +87,7 @@ def test_one_line_per_version_through_the_trainers_logger_when_it_shows_info(
     events(callback, TrainerState(global_step=3, epoch=1.0), model, {"eval_loss": 1.5})
     assert capsys.readouterr().out.count("adaptergit: recorded bot@v0.0.1") == 1
     before = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_info()  # TrainingArguments(log_level="info")
+    hf_logging.set_verbosity(logging.INFO)  # TrainingArguments(log_level="info")
     try:
         with caplog.at_level(logging.INFO, logger="transformers.trainer"):
             with torch.no_grad():
@@ -96,8 +106,8 @@ def test_one_line_per_version_through_the_trainers_logger_when_it_shows_info(
 
 
 def test_keep_last_says_what_it_kept_and_why(
-    registry: Repo, base_model_dir: Path, tmp_path: Path, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, base_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from transformers import TrainerState
 
     from adaptergit.integrations.transformers import AdapterGitCallback
@@ -137,7 +147,9 @@ def test_a_real_resumed_trainer_run(registry: Repo, base_model_dir: Path, tmp_pa
     from adaptergit.integrations.transformers import AdapterGitCallback
 
     class Diverge(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, model=None, **kw):  # type: ignore[no-untyped-def]
+        def on_epoch_begin(
+            self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+        ) -> None:
             if state.epoch >= 2:
                 with torch.no_grad():
                     for n, p in model.named_parameters():
@@ -181,6 +193,7 @@ def test_a_real_resumed_trainer_run(registry: Repo, base_model_dir: Path, tmp_pa
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-4"))
     fresh(registry)
     assert [v.version for v in registry.log("bot")] == ["v0.0.3", "v0.0.2", "v0.0.1"]
+    assert resumed.state.best_model_checkpoint is not None
     best_step = int(resumed.state.best_model_checkpoint.rsplit("-", 1)[1])
     assert registry.resolve("bot#best").metrics["step"] == best_step
     assert registry.resolve("bot#best").version == best_before.version

@@ -17,6 +17,7 @@ from adaptergit.errors import AdapterGitWarning, AdapterWithdrawn
 from adaptergit.gitrepo import TagInfo
 from adaptergit.index import Index
 
+from .conftest import MakeAdapter
 from .test_stages import gto
 
 
@@ -71,7 +72,7 @@ def test_lightweight_withdrawal_tags_do_not_count() -> None:
 
 
 @pytest.fixture
-def deregistered(registry: Repo, make_adapter) -> Repo:
+def deregistered(registry: Repo, make_adapter: MakeAdapter) -> Repo:
     """bot v0.0.1 (prod), v0.0.2 (prod, then deregistered with `gto deprecate bot v0.0.2`)."""
     registry.commit(make_adapter(seed=1), name="bot", metrics={"eval_loss": 2.0})
     registry.assign("bot@v0.0.1", "prod")
@@ -113,7 +114,9 @@ def test_cli_log_names_what_was_withdrawn(deregistered: Repo) -> None:
     assert data["withdrawn"][0]["kind"] == "deregistered"
 
 
-def test_a_deprecated_adapter_has_no_latest(registry: Repo, make_adapter, tmp_path: Path) -> None:
+def test_a_deprecated_adapter_has_no_latest(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     registry.commit(make_adapter(seed=1), name="bot")
     time.sleep(1)
     gto(registry.root, "deprecate", "bot", "-m", "retired")

@@ -25,6 +25,11 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 # --- tiny bases, one per family ------------------------------------------------------------------
 
 
+def _kw(**options: Any) -> dict[str, Any]:
+    """Config options, some of which transformers' typed signatures do not list."""
+    return options
+
+
 def _llama(tied: bool = False) -> Any:
     import transformers as T
 
@@ -55,15 +60,17 @@ def _t5() -> Any:
 
     return T.T5ForConditionalGeneration(
         T.T5Config(
-            vocab_size=64,
-            d_model=32,
-            d_kv=8,
-            d_ff=48,
-            num_layers=1,
-            num_decoder_layers=1,
-            num_heads=4,
-            decoder_start_token_id=0,
-            pad_token_id=0,
+            **_kw(
+                vocab_size=64,
+                d_model=32,
+                d_kv=8,
+                d_ff=48,
+                num_layers=1,
+                num_decoder_layers=1,
+                num_heads=4,
+                decoder_start_token_id=0,
+                pad_token_id=0,
+            )
         )
     )
 
@@ -91,12 +98,14 @@ def _bert() -> Any:
 
     return T.BertForSequenceClassification(
         T.BertConfig(
-            vocab_size=64,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=48,
-            num_labels=3,
+            **_kw(
+                vocab_size=64,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                intermediate_size=48,
+                num_labels=3,
+            )
         )
     )
 
@@ -106,13 +115,15 @@ def _vit() -> Any:
 
     return T.ViTForImageClassification(
         T.ViTConfig(
-            image_size=16,
-            patch_size=4,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=48,
-            num_labels=3,
+            **_kw(
+                image_size=16,
+                patch_size=4,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                intermediate_size=48,
+                num_labels=3,
+            )
         )
     )
 
@@ -536,7 +547,7 @@ def test_every_method_peft_can_save_is_covered() -> None:
 
 
 # Other methods PEFT saves: each one round trip on the tiny Llama (its tensors compared per tensor).
-SWEEP = {
+SWEEP: dict[str, dict[str, Any]] = {
     "BEFT": dict(target_modules=QV),
     "C3A": dict(block_size=8, target_modules=QV),
     "CARTRIDGE": dict(num_virtual_tokens=4),
@@ -577,11 +588,12 @@ NOT_SAVED = {"XLORA", "ADAMSS"}
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(SWEEP))
 def test_method_sweep(zoo: Repo, bases: Callable[[str], Path], tmp_path: Path, method: str) -> None:
-    from peft import PeftModel, get_peft_model
+    from peft import PeftModel, PeftType, get_peft_model
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 
     base_dir = bases("llama")
-    cfg = PEFT_TYPE_TO_CONFIG_MAPPING[method](task_type="CAUSAL_LM", **SWEEP[method])
+    options: dict[str, Any] = SWEEP[method]
+    cfg = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(method)](task_type="CAUSAL_LM", **options)
     torch.manual_seed(1)
     model = get_peft_model(base_model(base_dir), cfg)
     name = method.lower().replace("_", "-")
@@ -591,7 +603,7 @@ def test_method_sweep(zoo: Repo, bases: Callable[[str], Path], tmp_path: Path, m
     for seed in (1, 2):
         perturb(model, seed)
         model.eval()
-        model.save_pretrained(tmp_path / f"v{seed}")
+        model.save_pretrained(str(tmp_path / f"v{seed}"))
         with torch.no_grad():
             out = model(input_ids=IDS, **kwargs).logits.clone()
         zoo.commit(tmp_path / f"v{seed}", name=name, base_model=base_dir)
@@ -628,7 +640,7 @@ def test_composite_methods_are_refused(
     xlora = get_peft_model(
         base, XLoraConfig(task_type="CAUSAL_LM", hidden_size=32, xlora_depth=1, adapters=subs)
     )
-    xlora.save_pretrained(tmp_path / "xlora")
+    xlora.save_pretrained(str(tmp_path / "xlora"))
     head = zoo.git.head()
     with pytest.raises(InvalidAdapter, match="X-LoRA"):
         zoo.commit(tmp_path / "xlora", name="xl")
@@ -827,7 +839,7 @@ def test_moe_rows_are_named_by_the_base_or_the_config(
     )
     for seed in (1, 2):
         perturb(model, seed)
-        model.save_pretrained(tmp_path / f"v{seed}")
+        model.save_pretrained(str(tmp_path / f"v{seed}"))
     config = model.peft_config["default"].to_dict()
     config["target_parameters"] = targets
     weights = [tmp_path / f"v{seed}" / "adapter_model.safetensors" for seed in (1, 2)]
