@@ -183,9 +183,10 @@ def model_name(module: str) -> str:
 
 
 # Modules PEFT puts between a base model's module and its own names: the layer a tuner wraps
-# (``base_layer``; nested, one per parameter, for ``target_parameters``), the original of a module
-# to save, and the trainable-tokens layer inside its wrapper.
-WRAPPER_INFIXES = ("base_layer", "original_module", "token_adapter")
+# (``base_layer``; nested, one per parameter, for ``target_parameters``), a module to save and its
+# original (older PEFT saved ``lm_head.modules_to_save.weight``), and the trainable-tokens layer
+# inside its wrapper.
+WRAPPER_INFIXES = ("base_layer", "modules_to_save", "original_module", "token_adapter")
 
 
 def strip_wrappers(name: str) -> str:

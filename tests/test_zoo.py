@@ -19,6 +19,7 @@ import torch
 import adaptergit
 from adaptergit import Repo
 from adaptergit.compare import AdapterDiff
+from adaptergit.render import diff_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -536,6 +537,7 @@ def test_round_trip(
     else:
         assert diff.per_tensor and diff.per_tensor_note is not None
         assert all(m.kind == "tensor" for m in diff.modules)
+        assert any(line.startswith("per-tensor only") for line in diff_lines(diff))
 
 
 def test_every_method_peft_can_save_is_covered() -> None:
