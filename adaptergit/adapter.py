@@ -247,6 +247,10 @@ def load_adapter_config(path: Path) -> tuple[dict[str, Any], bytes]:
         raise InvalidConfig(path, f"cannot read the file: {exc.strerror or exc}") from None
     except AdapterGitError as exc:
         raise InvalidConfig(path, str(exc)) from None
+    if raw.startswith(LFS_POINTER_PREFIX):
+        raise InvalidConfig(
+            path, "this is a Git LFS pointer, not the config: run `git lfs pull` in that clone"
+        )
     try:
         doc = strictjson.loads(raw, str(path), max_bytes=MAX_CONFIG_SIZE)
     except strictjson.JsonError as exc:

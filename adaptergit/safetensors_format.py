@@ -105,6 +105,11 @@ def parse_header(prefix: bytes, file_size: int, path: Path | str = "<bytes>") ->
     if file_size < 8 or len(prefix) < 8:
         raise bad(f"file is {file_size} bytes, too short to hold the 8-byte header length")
     (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_SIZE and prefix[:8] == b"version ":  # "version https://git-lfs..."
+        raise bad(
+            "this is a Git LFS pointer, not the file: it was cloned without git-lfs; "
+            "run `git lfs install && git lfs pull` in that clone"
+        )
     if n > MAX_HEADER_SIZE:
         raise bad(f"header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes")
     if n < 2:

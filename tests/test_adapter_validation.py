@@ -141,3 +141,16 @@ def test_a_base_model_of_lfs_pointers_is_named_as_such(
     with pytest.raises(InvalidBaseModel, match="Git LFS pointer"):
         adaptergit.check_base("bot", clone, repo=registry)
     registry.close()
+
+
+def test_every_safetensors_reader_names_an_lfs_pointer(tmp_path: Path) -> None:
+    from adaptergit.errors import InvalidConfig, InvalidSafetensors
+    from adaptergit.safetensors_format import read_header
+
+    (tmp_path / "model.safetensors").write_bytes(POINTER)
+    with pytest.raises(InvalidSafetensors, match="Git LFS pointer"):
+        read_header(tmp_path / "model.safetensors")
+    (tmp_path / CONFIG_FILE).write_bytes(POINTER)
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"\0" * 8)
+    with pytest.raises(InvalidConfig, match="Git LFS pointer"):
+        open_adapter_source(tmp_path)
