@@ -250,13 +250,14 @@ def _fit_model(
             needed = (needed[1], needed[0])
         if actual is not None and len(actual) >= 2 and tuple(actual[:2]) == needed:
             continue
+        vocabulary = view.embedding_role(f"{name}.weight") is not None  # embed_tokens, lm_head
         if (
-            info.kind == modelclass.MODULE_EMBEDDING
+            (info.kind == modelclass.MODULE_EMBEDDING or vocabulary)
             and actual is not None
             and len(actual) == 2
             and actual[1] == needed[1]
         ):
-            if resize == needed[0]:
+            if resize == needed[0] and vocabulary:
                 continue
             raise IncompatibleBaseModel(
                 version.ref,

@@ -721,6 +721,27 @@ def test_resized_vocabulary(zoo: Repo, bases: Callable[[str], Path], tmp_path: P
     zoo.commit(tmp_path / "lora-only", name="resized-lora", base_model=base_dir)
     with pytest.raises(IncompatibleBaseModel, match="resized to 70 tokens"):
         adaptergit.check_base("resized-lora", base_dir, repo=zoo)
+    # a LoRA on lm_head of the resized vocabulary (PEFT saves its base layer whole, not the input
+    # embeddings): it fits once resized, and loads as PEFT loads it onto a resized base
+    from peft import PeftModel
+
+    resized = base_model(base_dir)
+    resized.resize_token_embeddings(70)
+    model = get_peft_model(
+        resized, lora(target_modules=["q_proj", "lm_head"], init_lora_weights=False)()
+    )
+    model.save_pretrained(str(tmp_path / "head"), save_embedding_layers=True)
+    zoo.commit(tmp_path / "head", name="resized-head", base_model=base_dir)
+    assert adaptergit.check_base("resized-head", base_dir, repo=zoo).resize_embeddings == 70
+    torch.manual_seed(3)
+    by_peft = base_model(base_dir)
+    by_peft.resize_token_embeddings(70)
+    by_peft = PeftModel.from_pretrained(by_peft, str(tmp_path / "head")).eval()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        loaded = adaptergit.load("resized-head", base_dir, repo=zoo).eval()
+        logits = loaded(input_ids=torch.tensor([[1, 2, 69]])).logits
+        assert torch.allclose(logits, by_peft(input_ids=torch.tensor([[1, 2, 69]])).logits)
     # checked against the model passed, not the files: resized in memory, it fits
     model_in_memory = base_model(base_dir)
     model_in_memory.resize_token_embeddings(70)
