@@ -832,10 +832,14 @@ def _to_float64(array: Any, dtype: str, out: Any = None) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _LowRank:
-    """U (d_out, k) and V (k, d_in) in float64: the matrix U·V, never formed."""
+    """U (d_out, k) and V (k, d_in): the matrix U·V, never formed. The arrays are float64, or
+    views of the file in their safetensors dtype (`u_dtype`, `v_dtype`), widened only where they
+    are stacked for the Gram matrices, so that a LoRA factor is copied once."""
 
     u: Any
     v: Any
+    u_dtype: str = "F64"
+    v_dtype: str = "F64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -858,21 +862,22 @@ def _factors(row: _Module, weights: _Weights) -> _LowRank | _Kron | None:
     if row.kind == KIND_LORA:
         a_spec, b_spec = parts["A"], parts["B"]
         rows, d_in = a_spec.shape[0], math.prod(a_spec.shape[1:])
-        a = weights.float64(a_spec, (rows, d_in))
-        b = weights.float64(b_spec, (b_spec.shape[0], rows))
+        a, b = weights.array(a_spec), weights.array(b_spec)
         if a is None or b is None:
             return None
+        a, b = a.reshape(rows, d_in), b.reshape(b_spec.shape[0], rows)
+        a_dtype = a_spec.dtype
         if row.adalora:
             e = weights.float64(parts["E"], (rows, 1))
             if e is None:
                 return None
-            a = a * e
+            a, a_dtype = _to_float64(a, a_spec.dtype) * e, "F64"
         if row.experts is not None:  # PEFT's ParamWrapper: A (E·r, in) by expert, B (out, r·E)
             count, index = row.experts
             r = rows // count
             a = a.reshape(count, r, d_in)[index]
             b = b.reshape(b.shape[0], r, count)[:, :, index]
-        return _LowRank(np.ascontiguousarray(b), np.ascontiguousarray(a))
+        return _LowRank(b, a, b_spec.dtype, a_dtype)
     if row.kind == KIND_LOHA:
         arrays = [weights.float64(parts[k]) for k in ("w1a", "w1b", "w2a", "w2b")]
         if any(x is None for x in arrays):
@@ -923,8 +928,8 @@ def _stats(x: Any, y: Any) -> Stats | None:
     if isinstance(x, _LowRank) and isinstance(y, _LowRank):
         k1 = x.u.shape[1]
         # tr(X Y) = sum(X * Yᵀ); both Gram matrices are symmetric.
-        gram_u = _gram_columns(x.u, y.u)
-        gram_v = _gram_rows(x.v, y.v)
+        gram_u = _gram_columns(x.u, x.u_dtype, y.u, y.u_dtype)
+        gram_v = _gram_rows(x.v, x.v_dtype, y.v, y.v_dtype)
         n1 = float(np.sum(gram_u[:k1, :k1] * gram_v[:k1, :k1]))
         n2 = float(np.sum(gram_u[k1:, k1:] * gram_v[k1:, k1:]))
         inner = float(np.sum(gram_u[:k1, k1:] * gram_v[:k1, k1:]))
@@ -948,7 +953,7 @@ def _dense(x: Any) -> Any:
     if isinstance(x, _LowRank):
         if x.u.shape[0] * x.v.shape[1] > _DENSE_LIMIT:
             return None
-        return x.u @ x.v
+        return _to_float64(x.u, x.u_dtype) @ _to_float64(x.v, x.v_dtype)
     if isinstance(x, _Kron):
         left, right = _dense(x.left), _dense(x.right)
         if left is None or right is None or left.size * right.size > _DENSE_LIMIT:
@@ -957,23 +962,23 @@ def _dense(x: Any) -> Any:
     return x
 
 
-def _gram_columns(u1: Any, u2: Any) -> Any:
-    """[U1 U2]ᵀ·[U1 U2], from one stacked (d, k1 + k2) array."""
+def _gram_columns(u1: Any, dtype1: str, u2: Any, dtype2: str) -> Any:
+    """[U1 U2]ᵀ·[U1 U2], from one stacked (d, k1 + k2) float64 array."""
     import numpy as np
 
     stacked = np.empty((u1.shape[0], u1.shape[1] + u2.shape[1]), dtype=np.float64)
-    stacked[:, : u1.shape[1]] = u1
-    stacked[:, u1.shape[1] :] = u2
+    _to_float64(u1, dtype1, stacked[:, : u1.shape[1]])
+    _to_float64(u2, dtype2, stacked[:, u1.shape[1] :])
     return stacked.T @ stacked
 
 
-def _gram_rows(v1: Any, v2: Any) -> Any:
-    """[V1; V2]·[V1; V2]ᵀ, from one stacked (k1 + k2, d) array."""
+def _gram_rows(v1: Any, dtype1: str, v2: Any, dtype2: str) -> Any:
+    """[V1; V2]·[V1; V2]ᵀ, from one stacked (k1 + k2, d) float64 array."""
     import numpy as np
 
     stacked = np.empty((v1.shape[0] + v2.shape[0], v1.shape[1]), dtype=np.float64)
-    stacked[: v1.shape[0]] = v1
-    stacked[v1.shape[0] :] = v2
+    _to_float64(v1, dtype1, stacked[: v1.shape[0]])
+    _to_float64(v2, dtype2, stacked[v1.shape[0] :])
     return stacked @ stacked.T
 
 
