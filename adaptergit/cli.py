@@ -81,7 +81,8 @@ def init(path: Path, remote_url: str | None, remote_name: str) -> None:
                 "(hooks and diff driver checked)"
             )
         else:
-            click.echo(f"Initialised adaptergit registry in {repo.root}")
+            inside = f", a folder of the git repository {repo.git.top}" if repo.git.prefix else ""
+            click.echo(f"Initialised adaptergit registry in {repo.root}{inside}")
         for line in hooks_mod.notes(hooks_mod.status(repo.git)):
             click.echo(line)
         if remote_url is not None:
@@ -117,6 +118,11 @@ def init(path: Path, remote_url: str | None, remote_name: str) -> None:
     default=None,
     help="Which part of the latest version to bump (default: patch).",
 )
+@click.option(
+    "--branch",
+    metavar="BRANCH",
+    help="On a detached HEAD (CI), record the version on BRANCH (created or fast-forwarded).",
+)
 @click.pass_context
 def commit(
     ctx: click.Context,
@@ -129,6 +135,7 @@ def commit(
     adapter_name: str | None,
     version: str | None,
     bump: str | None,
+    branch: str | None,
 ) -> None:
     """Record the adapter in SRC (as PEFT's save_pretrained writes it) as a new version."""
     from adaptergit import metrics as metrics_mod
@@ -150,6 +157,7 @@ def commit(
         adapter_name=adapter_name,
         version=version,
         bump=bump or "patch",
+        branch=branch,
     )
     click.echo(commit_line(result))
 
@@ -180,6 +188,14 @@ def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> N
         )
         return
     if not versions and not unmanaged and not withdrawn:
+        held = [n for n in repo.names() if name is None or n == name]
+        if held:  # a shallow or --no-tags clone: the folders are there, the tags are not
+            click.echo(
+                f"no version tags in this clone, though HEAD holds {', '.join(held)}: fetch them "
+                "with `git fetch --tags` (clones made with --depth or --no-tags lack them)",
+                err=True,
+            )
+            return
         click.echo("no versions yet: record one with `adaptergit commit DIR --name NAME`", err=True)
         return
     for line in log_table(versions, width=_width()):
@@ -357,6 +373,10 @@ def push(
             f"weights: uploaded nothing, all {len(result.versions)} version(s) are on DVC "
             f"remote {printable(result.remote, one_line=True)} already"
         )
+    for old, new in result.renumbered:
+        click.echo(f"renumbered {old} -> {new} (another clone published {old} first)")
+    for old, new in result.restaged:
+        click.echo(f"stage tag {old} -> {new} (after the stage tags another clone published)")
     if result.git_remote is None:
         click.echo("git: no git remote configured; refs were not pushed")
     elif not result.git_updated:
@@ -641,9 +661,16 @@ def status(ctx: click.Context, as_json: bool, no_remote: bool) -> None:
     show_default=True,
     help="Keep versions that hold a stage.",
 )
-@click.option("--remote", is_flag=True, help="Also delete them from the default DVC remote.")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also delete them from the default DVC remote (reads the git remotes' refs first).",
+)
 @click.option(
     "--dry-run", "-n", is_flag=True, help="Only list what would be removed, and how many bytes."
+)
+@click.option(
+    "--force", is_flag=True, help="Also delete weights that no DVC remote holds (the only copy)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
@@ -653,6 +680,7 @@ def gc(
     keep_stages: bool,
     remote: bool,
     dry_run: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Remove weights that no kept version needs from the DVC cache (and, with --remote, the remote).
@@ -663,7 +691,7 @@ def gc(
     from adaptergit.render import gc_lines
 
     report = _open_repo(ctx).gc(
-        keep_last=keep_last, keep_stages=keep_stages, remote=remote, dry_run=dry_run
+        keep_last=keep_last, keep_stages=keep_stages, remote=remote, dry_run=dry_run, force=force
     )
     if as_json:
         _echo_json(report.to_dict())
@@ -719,6 +747,18 @@ def textconv(ctx: click.Context, path: Path) -> None:
         git = None
     for line in textconv_file(path, git):
         click.echo(line)
+
+
+@cli.command("merge-dvc-yaml", hidden=True)
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ours", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("theirs", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def merge_dvc_yaml(ctx: click.Context, base: Path, ours: Path, theirs: Path) -> None:
+    """Merge three versions of dvc.yaml into OURS (the git merge driver `init` registers)."""
+    from adaptergit.ops.init import merge_dvc_yaml as merge
+
+    ctx.exit(0 if merge(base, ours, theirs) else 1)
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -120,6 +120,18 @@ def _encode(text: str) -> list[int]:
     return list(text.encode("utf-8"))
 
 
+def _in_work_tree(folder: Path) -> bool:
+    """Whether `folder` is inside a git work tree."""
+    from adaptergit.errors import NotARepository
+    from adaptergit.gitrepo import GitRepo
+
+    try:
+        GitRepo(folder)
+    except NotARepository:
+        return False
+    return True
+
+
 def run_demo(directory: Path | str | None = None, *, echo: Echo = print) -> DemoResult:
     """Run the demo in `directory` (a new temporary folder by default), printing each step.
 
@@ -313,6 +325,9 @@ def _run(root: Path, echo: Echo, started: float) -> DemoResult:
         f"adaptergit init {registry_dir.name} --remote {storage}",
         "git + DVC, with a default DVC remote from the first commit",
     )
+    if _in_work_tree(root):  # `init` there would make a folder of that repository
+        _step(echo, f"git init {registry_dir.name}", "a repository of its own, inside yours")
+        GitRepo.create(registry_dir)
     Repo.init(registry_dir, remote=str(storage)).close()
     echo(f"Initialised adaptergit registry in {registry_dir}")
     echo(f"DVC remote storage ({storage}) is the default")

@@ -44,6 +44,7 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_POINTER_BYTES = 64 * 1024
 # Paths under .dvc/ that belong to each clone: a registry that commits them is refused.
 LOCAL_ONLY = (f"{DVC_DIR}/config.local", f"{DVC_DIR}/cache", f"{DVC_DIR}/tmp")
+SHARED_DIR_MODE = 0o2775  # DVC's folders in a cache with ``cache.shared = group``
 
 
 _NAMED_SECTION = re.compile(r'^\s*(\w+)\s+"(.*)"\s*$')
@@ -140,6 +141,8 @@ class DvcRepo:
             (required to write into the cache).
         tracked: which of some paths git tracks (`GitRepo.tracked`): a registry that commits
             DVC's local config, cache or scratch folder is refused.
+        shared_cache: the main work tree's cache, for a linked worktree (``git worktree add``)
+            whose config sets no ``cache.dir``: worktrees share it.
     """
 
     def __init__(
@@ -148,19 +151,24 @@ class DvcRepo:
         *,
         state_dir: Path | None = None,
         tracked: Callable[[Sequence[str]], list[str]] | None = None,
+        shared_cache: Path | None = None,
     ) -> None:
         self.root = root
         self.dvc_dir = root / DVC_DIR
         self.state_dir = state_dir
         self._tracked = tracked
         self._cache_dir: Path | None = None
+        self.shared_cache = shared_cache
 
     @property
     def initialized(self) -> bool:
         return (self.dvc_dir / "config").exists()
 
-    def init(self) -> list[str]:
-        """Run ``dvc init`` unless it was done; return the paths it created for git."""
+    def init(self, *, subdir: bool = False) -> list[str]:
+        """Run ``dvc init`` unless it was done; return the paths it created for git.
+
+        `subdir`: the folder is not the git repository's top level (``dvc init --subdir``).
+        """
         if self.initialized:
             return []
         self._cache_dir = None
@@ -174,7 +182,7 @@ class DvcRepo:
             logger.setLevel(logging.WARNING)  # DVC announces itself at INFO
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    Repo.init(str(self.root))
+                    Repo.init(str(self.root), subdir=subdir)
             finally:
                 logger.setLevel(level)
         except Exception as exc:  # DVC raises many kinds; all are one line to the user
@@ -182,6 +190,21 @@ class DvcRepo:
         return [f"{DVC_DIR}/config", f"{DVC_DIR}/.gitignore", ".dvcignore"]
 
     # --- configuration, and what a clone may not decide ---------------------------------------
+
+    def use_shared_cache(self) -> bool:
+        """In a linked worktree, point plain DVC at the main work tree's cache too (``cache.dir``
+        in the worktree's git-ignored ``.dvc/config.local``, as ``dvc cache dir --local``
+        would); True if it was written."""
+        configured = self.config().get("cache", {}).get("dir")
+        if self.shared_cache is None or configured or not self.initialized:
+            return False
+        from configobj import ConfigObj
+
+        path = self.dvc_dir / "config.local"
+        conf = ConfigObj(str(path), interpolation=False, list_values=False)
+        conf.setdefault("cache", {})["dir"] = str(self.shared_cache)
+        conf.write()
+        return True
 
     def config(self) -> dict[str, dict[str, str]]:
         """The repository's DVC config (.dvc/config, then config.local), as section -> options."""
@@ -272,9 +295,10 @@ class DvcRepo:
 
     @property
     def cache_dir(self) -> Path:
-        """The DVC cache: ``.dvc/cache`` unless DVC's config (trusted, see `trusted_dir`) moves it."""
+        """The DVC cache: ``.dvc/cache`` (a linked worktree's: the main work tree's) unless DVC's
+        config (trusted, see `trusted_dir`) moves it."""
         if self._cache_dir is None:
-            found = self.trusted_dir("cache", "dir", self.dvc_dir / "cache")
+            found = self.trusted_dir("cache", "dir", self.shared_cache or self.dvc_dir / "cache")
             assert found is not None
             self._cache_dir = found
         return self._cache_dir
@@ -291,6 +315,23 @@ class DvcRepo:
             raise DvcError("cache", "no state directory to journal temporary files in")
         return self.state_dir
 
+    def make_cache_dirs(self, path: Path) -> None:
+        """Create `path` in the cache as DVC does: with ``cache.shared`` set, every new folder
+        is group-writable and setgid (0o2775, whatever the umask), so that each user of a shared
+        cache can add objects next to the others' (``dvc_data``'s ``LocalHashFileDB``)."""
+        if not self.config().get("cache", {}).get("shared"):
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        missing = []
+        while not path.exists() and path != path.parent:
+            missing.append(path)
+            path = path.parent
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(SHARED_DIR_MODE)
+            with contextlib.suppress(OSError):  # another user's folder: theirs to set
+                os.chmod(folder, SHARED_DIR_MODE)
+
     @contextlib.contextmanager
     def new_cache_object(self) -> Iterator[NewObject]:
         """A temporary file in the cache to stream weights into; `commit(md5)` files it.
@@ -302,7 +343,7 @@ class DvcRepo:
         with txn.owned_temps(self.journal_dir()) as temps:
             tmp = temps.add(base / temps.name("object-"))
             try:
-                base.mkdir(parents=True, exist_ok=True)
+                self.make_cache_dirs(base)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except OSError as exc:
                 raise FileSystemError(base, exc) from None
@@ -431,7 +472,7 @@ class NewObject:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            self.repo.make_cache_dirs(dst.parent)
             # Replace even an existing object: ours was just verified, and a damaged one gets
             # repaired.
             os.chmod(self.tmp, CACHE_MODE)
@@ -1137,3 +1178,23 @@ def _one_line(exc: BaseException) -> str:
     if cause is not None and str(cause).strip() and str(cause).strip() not in text:
         text = f"{text}: {str(cause).strip()}"
     return _missing_plugin(" ".join(text.split()))
+
+
+@contextlib.contextmanager
+def _per_object_queries(fs: Any) -> Iterator[None]:
+    """Have DVC ask the remote about each object transferred, never list the remote in full.
+
+    Past a few objects DVC lists a remote of some thousand objects whole to learn which it has
+    (`dvc_objects.db.ObjectDB.oids_exist`), so pushing or fetching a few new versions would cost
+    in proportion to the whole registry. Turned off as DVC's HTTP remotes have it, for the time
+    of the transfer (the filesystem object is shared).
+    """
+    own = fs.__dict__.get("CAN_TRAVERSE")
+    fs.CAN_TRAVERSE = False
+    try:
+        yield
+    finally:
+        if own is None:
+            del fs.CAN_TRAVERSE
+        else:
+            fs.CAN_TRAVERSE = own

@@ -165,6 +165,19 @@ class NotARepository(AdapterGitError):
         super().__init__(f"{self.path} is not {what}; run `adaptergit init` there first")
 
 
+class AnotherRegistry(AdapterGitError):
+    """A repository holds one registry: its version tags are repository-wide."""
+
+    def __init__(self, path: Path | str, existing: str) -> None:
+        self.path = Path(path)
+        self.existing = existing
+        super().__init__(
+            f"cannot make {self.path} a registry: this git repository already holds one at "
+            f"{existing or 'its top level'}, and version tags (NAME@vX.Y.Z) are repository-wide, "
+            "so one repository holds one registry; add adapters there, or use another repository"
+        )
+
+
 class RepositoryBusy(AdapterGitError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
@@ -175,6 +188,74 @@ class RepositoryBusy(AdapterGitError):
             f"the repository is busy: another adaptergit command holds {self.lock_path}{held}; "
             "try again when it has finished"
         )
+
+
+class OperationInProgress(AdapterGitError):
+    """A merge, rebase, cherry-pick or revert is unfinished, or the index has conflicts."""
+
+    _HOW: ClassVar[dict[str, str]] = {
+        "merge": "resolve the conflicts and `git commit`, or `git merge --abort`",
+        "rebase": "resolve the conflicts and `git rebase --continue`, or `git rebase --abort`",
+        "cherry-pick": "`git cherry-pick --continue`, or `git cherry-pick --abort`",
+        "revert": "`git revert --continue`, or `git revert --abort`",
+        "bisect": "`git bisect reset`",
+        "conflicts": "resolve them and `git add` the files",
+    }
+
+    def __init__(self, operation: str, paths: Iterable[str] = ()) -> None:
+        self.operation = operation
+        self.paths = sorted(paths)
+        what = (
+            f"unresolved conflicts ({_listing(self.paths, 4)})"
+            if operation == "conflicts"
+            else f"a {operation} is in progress"
+        )
+        super().__init__(
+            f"{what}: finish it first ({self._HOW.get(operation, 'finish or abort it')}); "
+            "a version recorded now would be committed over it"
+        )
+
+
+class DetachedHead(AdapterGitError):
+    """A version on a detached HEAD would be on no branch: pushes and pulls would not carry it."""
+
+    def __init__(self, commit: str, *, pushing: bool = False) -> None:
+        self.commit = commit
+        if pushing:
+            super().__init__(
+                f"HEAD is detached at {commit[:7]}: push publishes a branch with its versions; "
+                "switch to the branch (`git switch BRANCH`), or name versions to push their tags"
+            )
+            return
+        super().__init__(
+            f"HEAD is detached at {commit[:7]}: a version recorded here would be on no branch, so "
+            "teammates' pulls never see it and its number could be issued again; switch to a "
+            "branch (`git switch BRANCH`), or pass --branch BRANCH to record it on BRANCH"
+        )
+
+
+class MissingVersionTags(AdapterGitError):
+    """The clone lacks version tags that its history records, so numbering would repeat one."""
+
+    def __init__(self, name: str, version: str, shallow: bool, remote: str | None) -> None:
+        self.name = name
+        self.version = version
+        self.shallow = shallow
+        where = "this shallow clone" if shallow else "this clone"
+        super().__init__(
+            f"HEAD records {name}@{version}, but {where} has no tag {name}@{version}: version "
+            "tags were not fetched (e.g. `git clone --depth 1` or `--no-tags`), so the next "
+            f"version number cannot be known; fetch them with `git fetch --tags {remote or 'origin'}` "
+            "and commit again"
+        )
+
+
+class BranchMoved(AdapterGitError):
+    """``--branch`` names a branch that HEAD's commit does not continue."""
+
+    def __init__(self, branch: str, reason: str) -> None:
+        self.branch = branch
+        super().__init__(f"cannot record the version on branch {branch!r}: {reason}")
 
 
 class NothingToCommit(AdapterGitError):
@@ -446,6 +527,51 @@ def git_reason(stderr: str) -> str:
     ]
     chosen = (marked or lines[-1:])[:3]
     return "; ".join(line.removeprefix("error: ").removeprefix("fatal: ") for line in chosen)
+
+
+class PushRejected(GitError):
+    """The git remote refused an atomic push: nothing changed there."""
+
+    def __init__(
+        self, remote: str, rejected: Iterable[tuple[str, str]], detail: str = "", advice: str = ""
+    ) -> None:
+        self.remote = remote
+        self.rejected = list(rejected)
+        refs = "; ".join(f"{ref} ({why})" for ref, why in self.rejected) or "rejected"
+        AdapterGitError.__init__(
+            self,
+            f"git push to {remote} was rejected, nothing changed there: {refs}"
+            + (f"; {advice}" if advice else ""),
+        )
+        self.command = "push"
+        self.detail = detail or refs
+
+
+class UntaggedVersion(AdapterGitError):
+    """A commit to publish records a version that no tag of this clone names there."""
+
+    def __init__(self, ref: str, commit: str, tagged: str | None) -> None:
+        self.ref = ref
+        self.commit = commit
+        self.tagged = tagged
+        where = f"tag {ref} names commit {tagged[:7]}" if tagged else f"no tag {ref} exists here"
+        super().__init__(
+            f"commit {commit[:7]} records {ref}, but {where}: publishing it would put a version "
+            "on the branch that its tag does not name; record the adapter with `adaptergit "
+            "commit`, or restore the tag, then push again (nothing was pushed)"
+        )
+
+
+class GcRefused(AdapterGitError):
+    """gc --remote could not read a git remote, so it cannot know what teammates keep."""
+
+    def __init__(self, remote: str, reason: str) -> None:
+        self.remote = remote
+        self.reason = reason
+        super().__init__(
+            f"gc --remote keeps whatever the git remotes' branches and tags need, but git remote "
+            f"{remote!r} cannot be read ({reason}); nothing was deleted"
+        )
 
 
 class DvcError(AdapterGitError):

@@ -16,6 +16,7 @@ from typing import Any
 
 from adaptergit.errors import GitError, NotARepository
 from adaptergit.fsutil import crash_point
+from adaptergit.layout import REGISTRY_CONFIG, REGISTRY_ROOT_FILE, STATE_DIR
 
 ZERO_SHA = "0" * 40
 
@@ -48,18 +49,71 @@ class TagInfo:
         commit: the commit it points at (through an annotated tag object if any).
         annotated: whether it is an annotated tag (GTO reads only those).
         created: unix seconds: the tagger date, else the commit's date.
+        oid: the tag object's id (the commit's for a lightweight tag).
     """
 
     name: str
     commit: str
     annotated: bool
     created: int
+    oid: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CommitInfo:
+    """A commit object's parts: tree, parents, author (``Name <email> TIME ZONE``), message."""
+
+    commit: str
+    tree: str
+    parents: tuple[str, ...]
+    author: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RefUpdate:
+    """One line of ``git push --porcelain``: a ref, whether git took it, and git's summary.
+
+    Attributes:
+        source: what was pushed (a ref or an object id).
+        target: the remote ref.
+        flag: git's flag: ``*`` new, `` `` fast-forward, ``=`` up to date, ``!`` rejected, ...
+        summary: git's summary, e.g. ``[rejected] (fetch first)``.
+    """
+
+    source: str
+    target: str
+    flag: str
+    summary: str
+
+    @property
+    def rejected(self) -> bool:
+        return self.flag == "!"
+
+    @property
+    def reason(self) -> str:
+        """Why git refused it: ``fetch first``, ``already exists``, ``non-fast-forward``, ..."""
+        start, end = self.summary.rfind("("), self.summary.rfind(")")
+        return self.summary[start + 1 : end] if 0 <= start < end else self.summary
 
 
 class GitRepo:
-    """A git work tree: its root, its objects, and the few writes adaptergit makes."""
+    """A git work tree: its root, its objects, and the few writes adaptergit makes.
 
-    def __init__(self, path: Path | str = ".") -> None:
+    A registry may be a folder of a larger repository (``adaptergit init ml/registry`` inside a
+    monorepo, as ``dvc init --subdir``). `root` is then that folder and `top` the repository's
+    top level. Every path this class takes or returns is relative to `root`: the prefix is added
+    for git (``REV:PATH``, ``ls-tree``, ``add``, pathspecs) and taken off what git prints, here
+    and nowhere else.
+
+    Args:
+        path: a folder inside the work tree.
+        root: the registry's folder; by default the nearest folder from `path` up to the top
+            level holding ``.adaptergit.toml``, else the one ``init`` recorded in the git
+            directory, else the top level.
+    """
+
+    def __init__(self, path: Path | str = ".", *, root: Path | str | None = None) -> None:
         # Plain `git rev-parse` (a few ms) rather than GitPython (~50 ms to import): hooks and
         # `adaptergit log` open a repository on every call.
         where = Path(path)
@@ -83,33 +137,127 @@ class GitRepo:
             raise NotARepository(where.resolve(), "inside a git repository")
         if lines[0] == "true" or len(lines) < 5:
             raise NotARepository(where.resolve(), "a git work tree (it is bare)")
-        self.root = Path(lines[1])
+        self.top = Path(lines[1])
         base = where if where.is_dir() else where.parent
         common = Path(lines[2])
         self.git_dir = common if common.is_absolute() else (base / common).resolve()
         self._own_git_dir = Path(lines[3])  # differs from git_dir in a linked worktree
         hooks = Path(lines[4])  # honours core.hooksPath
         self._hooks_dir = hooks if hooks.is_absolute() else (base / hooks).resolve()
+        self.root = self._registry_root(base, root)
+        rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
+        self.prefix = f"{rel}/" if rel else ""  # the registry's folder, as git names it
+
+    def _registry_root(self, base: Path, root: Path | str | None) -> Path:
+        """The registry's folder: `root`, or found from `base` upwards, or as ``init`` recorded."""
+        top = self.top.resolve()
+        found: Path | None = Path(root).resolve() if root is not None else None
+        if found is None:
+            here = base.resolve()
+            while here == top or top in here.parents:
+                if (here / REGISTRY_CONFIG).is_file():
+                    found = here
+                    break
+                here = here.parent
+        if found is None:
+            recorded = self.recorded_root()
+            found = (top / recorded).resolve() if recorded else top
+        if found == top:
+            return self.top
+        if top not in found.parents:
+            raise NotARepository(found, f"inside the git work tree {self.top}")
+        return self.top / found.relative_to(top)
+
+    def main_worktree(self) -> Path | None:
+        """The main work tree's top level when this is a linked worktree (``git worktree
+        add``), else None."""
+        if self._own_git_dir.resolve() == self.git_dir.resolve():
+            return None
+        out = self._run("worktree", "list", "--porcelain", check=False)
+        for line in out.splitlines():
+            if line.startswith("worktree "):
+                return Path(line[len("worktree ") :])
+        return None
+
+    def worktree_heads(self) -> list[str]:
+        """The commit each work tree of this repository has checked out (linked ones too)."""
+        out = self._run("worktree", "list", "--porcelain", check=False)
+        return [line.split()[1] for line in out.splitlines() if line.startswith("HEAD ")]
+
+    @property
+    def state_dir(self) -> Path:
+        """adaptergit's own state in the (common) git directory: lock, journals, the root."""
+        return self.git_dir / STATE_DIR
+
+    def recorded_root(self) -> str | None:
+        """The registry folder ``init`` recorded for this repository (relative to the top)."""
+        try:
+            text = (self.state_dir / REGISTRY_ROOT_FILE).read_text().strip()
+        except OSError:
+            return None
+        return text or None
+
+    def record_root(self) -> None:
+        """Record `root` for hooks, which git runs at the top level (see `recorded_root`)."""
+        from adaptergit.fsutil import atomic_write  # not on the hooks' start-up path
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.state_dir / REGISTRY_ROOT_FILE, (self.prefix.rstrip("/") + "\n").encode())
+
+    # --- paths: relative to the registry's folder here, to the top level for git ---------------
+
+    def _git_path(self, path: str) -> str:
+        """`path` (relative to `root`) as git names it (relative to the top level)."""
+        if not self.prefix:
+            return path
+        return self.prefix + path if path not in ("", ".") else self.prefix.rstrip("/")
+
+    def _object(self, spec: str) -> str:
+        """``REV:PATH`` (``:PATH`` for the index) with PATH relative to `root`, for git."""
+        if not self.prefix:
+            return spec
+        rev, sep, path = spec.partition(":")
+        return f"{rev}{sep}{self._git_path(path)}" if sep else spec
+
+    def _own_path(self, path: str) -> str | None:
+        """A path git printed (relative to the top level) relative to `root`; None outside it."""
+        if not self.prefix:
+            return path
+        return path[len(self.prefix) :] if path.startswith(self.prefix) else None
 
     @classmethod
     def init(cls, path: Path | str) -> GitRepo:
-        """Open the work tree rooted at `path`, or create a repository there, as `git init` does.
+        """Open the work tree holding `path`, with `path` as the registry's folder, or create a
+        repository there, as ``git init`` does.
 
-        A `path` inside another repository's work tree gets a repository of its own rather than
-        turning the enclosing one into a registry.
+        A `path` inside another repository's work tree becomes a folder of that repository (as
+        ``dvc init --subdir``), never a nested repository that the outer one would record as a
+        gitlink and its clones would lose.
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         try:
-            existing = cls(path)
-            if existing.root.resolve() == path.resolve():
-                return existing
+            return cls(path, root=path)
         except NotARepository:
             pass
         import git
 
         git.Repo.init(path).close()
-        return cls(path)
+        return cls(path, root=path)
+
+    @staticmethod
+    def create(path: Path | str) -> Path:
+        """``git init`` at `path`: a repository of its own, even inside another work tree."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["git", "init", "--quiet", str(path)], capture_output=True)
+        if proc.returncode != 0:
+            raise GitError("init", proc.stderr.decode(errors="replace"))
+        return path
+
+    def is_shallow(self) -> bool:
+        """Whether this is a shallow clone (``git clone --depth``): its history is cut short."""
+        return self._run("rev-parse", "--is-shallow-repository", check=False).strip() == "true"
 
     def close(self) -> None:
         """Nothing to release: every git call is its own process."""
@@ -125,7 +273,7 @@ class GitRepo:
     ) -> str:
         proc = subprocess.run(
             ["git", *args],
-            cwd=self.root,
+            cwd=self.top,
             input=input,
             capture_output=True,
             env={**os.environ, **env} if env else None,
@@ -154,11 +302,12 @@ class GitRepo:
         )
         return out.strip() or None
 
-    def tags(self, patterns: Sequence[str] = ()) -> list[TagInfo]:
+    def tags(self, patterns: Sequence[str] = (), *, namespace: str = "refs/tags/") -> list[TagInfo]:
         """Every tag (matching the for-each-ref `patterns`) with its peeled commit, in one call.
 
         Tags that do not point at a commit (a tag of a tree or blob) are left out. Messages are
-        not read: they may hold any byte, and nothing needs them.
+        not read: they may hold any byte, and nothing needs them. `namespace` reads tags kept
+        under another prefix (a copy of a remote's tags, see `fetch_tags`).
         """
         fmt = "%00".join(
             [
@@ -171,7 +320,7 @@ class GitRepo:
                 "%(creatordate:unix)",
             ]
         )
-        out = self._run("for-each-ref", f"--format={fmt}", *(patterns or ["refs/tags"]))
+        out = self._run("for-each-ref", f"--format={fmt}", *(patterns or [namespace.rstrip("/")]))
         result = []
         for line in out.splitlines():
             fields = line.split("\x00")
@@ -180,15 +329,16 @@ class GitRepo:
             ref, otype, oid, ptype, peeled, tagdate, created = fields
             annotated = otype == "tag"
             commit, kind = (peeled, ptype) if annotated else (oid, otype)
-            if kind != "commit" or not ref.startswith("refs/tags/"):
+            if kind != "commit" or not ref.startswith(namespace):
                 continue
             when = tagdate or created
             result.append(
                 TagInfo(
-                    name=ref[len("refs/tags/") :],
+                    name=ref[len(namespace) :],
                     commit=commit,
                     annotated=annotated,
                     created=int(when) if when.lstrip("-").isdigit() else 0,
+                    oid=oid,
                 )
             )
         return result
@@ -209,8 +359,8 @@ class GitRepo:
             raise GitError("cat-file", "an object name cannot contain a newline")
         proc = subprocess.run(
             ["git", "cat-file", "--batch", "--buffer"],
-            cwd=self.root,
-            input="".join(f"{o}\n" for o in objects).encode(errors="surrogateescape"),
+            cwd=self.top,
+            input="".join(f"{self._object(o)}\n" for o in objects).encode(errors="surrogateescape"),
             capture_output=True,
         )
         if proc.returncode != 0:
@@ -239,8 +389,8 @@ class GitRepo:
         found: list[bytes | None] = []
         for path in paths:
             proc = subprocess.run(
-                ["git", "cat-file", "--filters", f"{rev}:{path}"],
-                cwd=self.root,
+                ["git", "cat-file", "--filters", self._object(f"{rev}:{path}")],
+                cwd=self.top,
                 capture_output=True,
             )
             found.append(proc.stdout if proc.returncode == 0 else None)
@@ -254,7 +404,7 @@ class GitRepo:
         change without reading the file. The entries keep their blob and mode (nothing is staged
         or unstaged); only the cached stat data is cleared. Unmerged entries are left alone.
         """
-        out = self._run("ls-files", "--stage", "-z", "--", *paths, check=False)
+        out = self._run("ls-files", "--stage", "-z", "--", *map(self._git_path, paths), check=False)
         records = []
         for entry in out.split("\x00"):
             meta, _, path = entry.partition("\t")
@@ -267,13 +417,21 @@ class GitRepo:
     def list_dir(self, rev: str, path: str) -> list[str]:
         """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
         out = self._run(
-            "ls-tree", "--name-only", "-z", rev, "--", path.rstrip("/") + "/", check=False
+            "ls-tree",
+            "--name-only",
+            "-z",
+            rev,
+            "--",
+            self._git_path(path.rstrip("/")) + "/",
+            check=False,
         )
         return [Path(p).name for p in out.split("\x00") if p]
 
     def tree_entries(self, rev: str, path: str) -> dict[str, str]:
         """File name -> blob id for the files directly under `path` at `rev`."""
-        out = self._run("ls-tree", "-z", rev, "--", path.rstrip("/") + "/", check=False)
+        out = self._run(
+            "ls-tree", "-z", rev, "--", self._git_path(path.rstrip("/")) + "/", check=False
+        )
         entries = {}
         for line in out.split("\x00"):
             if not line:
@@ -298,23 +456,62 @@ class GitRepo:
 
     def unmerged(self, pathspecs: Sequence[str]) -> set[str]:
         """Paths with merge conflicts in the index (``git status``: unmerged, e.g. "UU")."""
-        out = self._run("ls-files", "--unmerged", "-z", "--", *pathspecs, check=False)
-        return {entry.partition("\t")[2] for entry in out.split("\x00") if "\t" in entry}
+        out = self._run(
+            "ls-files", "--unmerged", "-z", "--", *map(self._git_path, pathspecs), check=False
+        )
+        found = (self._own_path(e.partition("\t")[2]) for e in out.split("\x00") if "\t" in e)
+        return {p for p in found if p}
 
     def skip_worktree(self, pathspecs: Sequence[str]) -> set[str]:
         """Tracked paths outside a sparse checkout (the index's skip-worktree bit, ``git
         ls-files -t``: S): absent from the work tree, yet ``git status`` is clean."""
-        out = self._run("ls-files", "-t", "-z", "--", *pathspecs, check=False)
-        return {entry[2:] for entry in out.split("\x00") if entry.startswith("S ")}
+        out = self._run("ls-files", "-t", "-z", "--", *map(self._git_path, pathspecs), check=False)
+        found = (self._own_path(e[2:]) for e in out.split("\x00") if e.startswith("S "))
+        return {p for p in found if p}
 
     def status(self, paths: Sequence[str]) -> list[str]:
-        """`git status --porcelain` lines for `paths`, untracked files included."""
-        out = self._run("status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+        """`git status --porcelain` entries for `paths`, untracked files included."""
+        out = self._run(
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *map(self._git_path, paths),
+        )
         return [entry for entry in out.split("\x00") if entry]
 
     def config_get(self, key: str) -> str | None:
         out = self._run("config", "--get", key, check=False).strip()
         return out or None
+
+    def registry_folders(self) -> list[str]:
+        """Folders (relative to the top level, "" for it) whose ``.adaptergit.toml`` git tracks."""
+        out = self._run(
+            "ls-files", "-z", "--full-name", "--", f":(top,glob)**/{REGISTRY_CONFIG}", check=False
+        )
+        return sorted({p.rpartition("/")[0] for p in out.split("\x00") if p})
+
+    @staticmethod
+    def merge_file(ours: Path, base: Path, theirs: Path) -> bool:
+        """git's line merge of three files into `ours` (``git merge-file``); False on conflicts."""
+        proc = subprocess.run(
+            [
+                "git",
+                "merge-file",
+                "-L",
+                "ours",
+                "-L",
+                "base",
+                "-L",
+                "theirs",
+                str(ours),
+                str(base),
+                str(theirs),
+            ],
+            capture_output=True,
+        )
+        return proc.returncode == 0
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -347,7 +544,7 @@ class GitRepo:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if parent:
                 self._run("read-tree", parent, env=env)
-            self._run("add", "--all", "--force", "--", *paths, env=env)
+            self._run("add", "--all", "--force", "--", *map(self._git_path, paths), env=env)
             tree = self._run("write-tree", env=env).strip()
         commit_args = ["commit-tree", tree, "-F", "-"]
         if parent:
@@ -372,7 +569,7 @@ class GitRepo:
 
     def reset_index(self, rev: str, paths: Sequence[str]) -> None:
         """Make the index entries of `paths` those of `rev` (the work tree is untouched)."""
-        self._run("reset", "--quiet", rev, "--", *paths, check=False)
+        self._run("reset", "--quiet", rev, "--", *map(self._git_path, paths), check=False)
 
     def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
         """Write an annotated tag object (not yet a ref); return its id."""
@@ -399,8 +596,9 @@ class GitRepo:
 
     def tracked(self, paths: Sequence[str]) -> list[str]:
         """Which of `paths` (or files under them) git tracks, at the index."""
-        out = self._run("ls-files", "-z", "--", *paths, check=False)
-        return [p for p in out.split("\x00") if p]
+        out = self._run("ls-files", "-z", "--", *map(self._git_path, paths), check=False)
+        found = (self._own_path(p) for p in out.split("\x00") if p)
+        return [p for p in found if p]
 
     def delete_tag(self, name: str) -> None:
         self._run("update-ref", "-d", f"refs/tags/{name}")
@@ -409,7 +607,7 @@ class GitRepo:
         self._run("config", key, value)
 
     def stage(self, paths: Sequence[str]) -> None:
-        self._run("add", "--", *paths)
+        self._run("add", "--", *map(self._git_path, paths))
 
     def commit_staged(
         self,
@@ -422,6 +620,169 @@ class GitRepo:
         if not self.status(list(paths)) and self.head():
             return None
         return self.commit_paths(paths, message, on_prepared=on_prepared)
+
+    # --- rewriting history (replaying unpublished versions) --------------------------------
+
+    def rev_list(self, include: str, exclude: Sequence[str] = ()) -> list[str]:
+        """Commits reachable from `include` and from none of `exclude`, oldest first (parents
+        before children)."""
+        args = ["rev-list", "--reverse", "--topo-order", include]
+        args += ["--not", *exclude] if exclude else []
+        return self._run(*args).split()
+
+    def commit_object(self, commit: str) -> CommitInfo:
+        """The parts of commit `commit`.
+
+        Raises:
+            GitError: it is not a commit.
+        """
+        raw = self._run("cat-file", "commit", commit)
+        header, _, message = raw.partition("\n\n")
+        tree, parents, author = "", [], ""
+        for line in header.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "tree":
+                tree = value
+            elif key == "parent":
+                parents.append(value)
+            elif key == "author":
+                author = value
+        return CommitInfo(
+            commit=commit, tree=tree, parents=tuple(parents), author=author, message=message
+        )
+
+    def tag_message(self, oid: str) -> str:
+        """The message of annotated tag object `oid` ("" if it has none)."""
+        raw = self._run("cat-file", "tag", oid)
+        return raw.partition("\n\n")[2]
+
+    def paths_changed(self, old: str, new: str) -> tuple[list[str], list[str]]:
+        """Files that differ between commits `old` and `new`: (those under `root`, relative to
+        it; those elsewhere in the repository, relative to the top level)."""
+        out = self._run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new)
+        inside: list[str] = []
+        outside: list[str] = []
+        for path in out.split("\x00"):
+            if path:
+                own = self._own_path(path)
+                (inside if own else outside).append(own or path)
+        return inside, outside
+
+    def on_remote_branch(self, commit: str) -> bool:
+        """Whether some remote-tracking branch contains `commit` (it was published)."""
+        out = self._run(
+            "for-each-ref",
+            "--count=1",
+            "--format=%(refname)",
+            "--contains",
+            commit,
+            "refs/remotes",
+            check=False,
+        )
+        return bool(out.strip())
+
+    def introduced_files(
+        self, include: str, exclude: Sequence[str], pathspecs: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """(commit, path under `root`) for each file matching `pathspecs` that a commit
+        reachable from `include` and from none of `exclude` changes (a merge: relative to every
+        parent, as ``--cc`` shows), oldest first; one ``git log``."""
+        args = ["log", "--reverse", "--cc", "--name-only", "-z", "--format=%x01%H", include]
+        args += ["--not", *exclude] if exclude else []
+        out = self._run(*args, "--", *map(self._git_path, pathspecs), check=False)
+        found = []
+        commit = ""
+        for item in out.split("\x00"):
+            for part in item.split("\n"):
+                part = part.strip()
+                if part.startswith("\x01"):
+                    commit = part[1:]
+                elif part and commit:
+                    own = self._own_path(part)
+                    if own:
+                        found.append((commit, own))
+        return found
+
+    def write_blob(self, data: bytes) -> str:
+        """Store `data` as a blob; return its id."""
+        return self._run("hash-object", "-w", "--stdin", input=data).strip()
+
+    def subtree_files(self, rev: str, path: str) -> dict[str, tuple[str, str]]:
+        """Path (relative to `root`) -> (mode, blob id) of every file under folder `path` at
+        `rev`."""
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", rev, "--", self._git_path(path) + "/")
+        found = {}
+        for entry in out.split("\x00"):
+            meta, _, full = entry.partition("\t")
+            parts = meta.split()
+            own = self._own_path(full)
+            if own and len(parts) == 3 and parts[1] == "blob":
+                found[own] = (parts[0], parts[2])
+        return found
+
+    def build_tree(self, base: str, files: Mapping[str, tuple[str, str] | None]) -> str:
+        """The tree of commit `base` with `files` (paths relative to `root`) set to (mode, blob
+        id), or removed where None; returns the new tree's id (nothing else changes)."""
+        import tempfile  # not on the hooks' start-up path
+
+        lines = []
+        for path, entry in sorted(files.items()):
+            mode, oid = entry if entry is not None else ("0", ZERO_SHA)
+            lines.append(f"{mode} {oid}\t{self._git_path(path)}\n")
+        with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self._run("read-tree", base, env=env)
+            self._run("update-index", "--index-info", input="".join(lines).encode(), env=env)
+            return self._run("write-tree", env=env).strip()
+
+    def write_commit(self, tree: str, parents: Sequence[str], message: str, author: str) -> str:
+        """Write a commit object (no ref moves) with `author` (git's ``Name <email> TIME ZONE``)
+        kept and this user as committer; return its id."""
+        name, _, rest = author.partition(" <")
+        email, _, date = rest.partition("> ")
+        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date}
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        return self._run(*args, "-F", "-", input=message.encode(), env=env).strip()
+
+    def write_tag(self, name: str, commit: str, message: str, *, when: int | None = None) -> str:
+        """Write an annotated tag object for `commit` (no ref is created); return its id."""
+        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        if when is not None:
+            ident, _seconds, zone = tagger.rsplit(" ", 2)
+            tagger = f"{ident} {int(when)} {zone}"
+        return self._make_tag(name, commit, message, tagger)
+
+    def update_refs(self, commands: Sequence[str], reason: str) -> None:
+        """Apply ``update-ref --stdin`` commands (``update REF NEW OLD``, ``create REF NEW``,
+        ``delete REF OLD``) in one transaction: all of them, or none."""
+        if not commands:
+            return
+        script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
+        self._run("update-ref", "-m", reason, "--stdin", input=script.encode())
+
+    def move_branch(self, commit: str, reason: str) -> None:
+        """Move the current branch to `commit`, updating the index and work tree (``git reset
+        --keep``: refused, with nothing changed, where local changes would be overwritten)."""
+        self._run("reset", "--quiet", "--keep", commit, env={"GIT_REFLOG_ACTION": reason})
+
+    def dirty_paths(self, paths: Sequence[str]) -> list[str]:
+        """Paths among `paths` (relative to `root`) with changes in the index or work tree, or
+        untracked files that a checkout would overwrite."""
+        if not paths:
+            return []
+        out = self._run(
+            "status",
+            "--porcelain",
+            "-z",
+            "--no-renames",
+            "--untracked-files=all",
+            "--",
+            *map(self._git_path, paths),
+        )
+        found = (self._own_path(entry[3:]) for entry in out.split("\x00") if entry)
+        return sorted({p for p in found if p})
 
     # --- sharing ---------------------------------------------------------------------------
 
@@ -461,7 +822,7 @@ class GitRepo:
         upstream = ["--set-upstream"] if set_upstream else []
         proc = subprocess.run(
             ["git", "push", "--porcelain", *upstream, remote, *refspecs],
-            cwd=self.root,
+            cwd=self.top,
             capture_output=True,
             env={**os.environ, **env} if env else None,
         )
@@ -490,23 +851,100 @@ class GitRepo:
         if old is None:
             return False
         proc = subprocess.run(
-            ["git", "merge-base", "--is-ancestor", old, new], cwd=self.root, capture_output=True
+            ["git", "merge-base", "--is-ancestor", old, new], cwd=self.top, capture_output=True
         )
         return proc.returncode == 0
 
+    def push_atomic(
+        self,
+        remote: str,
+        refspecs: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        set_upstream: bool = False,
+    ) -> tuple[bool, list[RefUpdate], str]:
+        """``git push --atomic``: every ref in `refspecs` is updated on `remote`, or none is.
+
+        Hooks run as usual. `set_upstream` records the pushed branch's upstream (``-u``).
+
+        Returns:
+            (whether git took the push, one `RefUpdate` per ref as git reported it, git's
+            meaningful stderr lines (see `errors.git_reason`)).
+        """
+        from adaptergit.errors import git_reason
+
+        args = ["git", "push", "--atomic", "--porcelain", *(["-u"] if set_upstream else [])]
+        proc = subprocess.run(
+            [*args, remote, *refspecs],
+            cwd=self.top,
+            capture_output=True,
+            env={**os.environ, **env} if env else None,
+        )
+        updates = []
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and len(parts[0]) == 1:
+                source, _, target = parts[1].rpartition(":")
+                updates.append(
+                    RefUpdate(source=source, target=target, flag=parts[0], summary=parts[2])
+                )
+        return proc.returncode == 0, updates, git_reason(proc.stderr.decode(errors="replace"))
+
+    def remote_refs(self, remote: str, refs: Sequence[str]) -> dict[str, str]:
+        """Full ref name -> object id of these refs on `remote` (``git ls-remote``; absent ones
+        are left out).
+
+        Raises:
+            GitError: the remote cannot be read.
+        """
+        if not refs:
+            return {}
+        out = self._run("ls-remote", "--refs", remote, *refs)
+        wanted = set(refs)
+        found = {}
+        for line in out.splitlines():
+            oid, _, ref = line.partition("\t")
+            if ref in wanted:
+                found[ref] = oid
+        return found
+
+    def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
+        """``git fetch --no-tags REMOTE REFSPECS`` (into exactly the refs the refspecs name).
+
+        Raises:
+            GitError: the remote cannot be read (git's reason kept).
+        """
+        self._run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, *refspecs)
+
+    def delete_refs(self, prefix: str) -> None:
+        """Delete every ref under `prefix` (a private namespace, e.g. a copy of remote tags)."""
+        out = self._run("for-each-ref", "--format=%(refname)", prefix, check=False)
+        self.update_refs([f"delete {ref}" for ref in out.split()], "adaptergit: clean up")
+
+    def ref_commit(self, ref: str) -> str | None:
+        """The commit full ref `ref` names, or None when there is no such ref."""
+        return self.resolve_commit(ref) if self._ref_exists(ref) else None
+
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
         """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""
-        args = ["rev-list", new]
-        for item in exclude:
-            args.append(item if item.startswith("--") else f"^{item}")
+        args = ["rev-list", new, *(["--not", *exclude] if exclude else [])]
         out = self._run(*args, check=False)
         return set(out.split())
 
     def changed_files(self, old: str, new: str, pathspecs: Sequence[str]) -> list[str]:
         out = self._run(
-            "diff", "--name-only", "-z", "--no-renames", old, new, "--", *pathspecs, check=False
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            old,
+            new,
+            "--",
+            *map(self._git_path, pathspecs),
+            check=False,
         )
-        return [p for p in out.split("\x00") if p]
+        found = (self._own_path(p) for p in out.split("\x00") if p)
+        return [p for p in found if p]
 
     def staged_files(self) -> list[tuple[str, str, str]]:
         """(status, path, blob id) of files staged for the next commit (added/modified/renamed)."""
@@ -516,7 +954,9 @@ class GitRepo:
         parts = [p for p in out.split("\x00") if p]
         result = []
         for status, path in zip(parts[::2], parts[1::2], strict=False):
-            result.append((status, path, ""))
+            own = self._own_path(path)
+            if own:
+                result.append((status, own, ""))
         return result
 
     def object_sizes(self, objects: Sequence[str]) -> list[int]:
@@ -524,7 +964,9 @@ class GitRepo:
         if not objects:
             return []
         out = self._run(
-            "cat-file", "--batch-check=%(objectsize)", input="\n".join(objects).encode() + b"\n"
+            "cat-file",
+            "--batch-check=%(objectsize)",
+            input="\n".join(map(self._object, objects)).encode() + b"\n",
         )
         sizes = []
         for line in out.splitlines():
@@ -540,10 +982,51 @@ class GitRepo:
         gd = self._own_git_dir
         if (gd / "rebase-merge").exists() or (gd / "rebase-apply").exists():
             return "rebase"
-        for marker, name in (("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick")):
+        for marker, name in (
+            ("MERGE_HEAD", "merge"),
+            ("CHERRY_PICK_HEAD", "cherry-pick"),
+            ("REVERT_HEAD", "revert"),
+            ("BISECT_LOG", "bisect"),
+        ):
             if (gd / marker).exists():
                 return name
         return None
+
+    def unmerged_paths(self) -> list[str]:
+        """Paths under `root` with unresolved conflicts in the index."""
+        scope = ["--", self.prefix] if self.prefix else []
+        out = self._run("ls-files", "-z", "--unmerged", "--full-name", *scope, check=False)
+        found = (self._own_path(e.partition("\t")[2]) for e in out.split("\x00") if e)
+        return sorted({p for p in found if p})
+
+    def attach_head(self, branch: str) -> None:
+        """Put a detached HEAD on `branch`, created or fast-forwarded to HEAD's commit.
+
+        The work tree and index are untouched (the commit does not change).
+
+        Raises:
+            GitError: `branch` exists and is not an ancestor of HEAD (it would lose commits).
+        """
+        head = self.head()
+        if head is None:
+            raise GitError("switch", "HEAD has no commit")
+        ref = f"refs/heads/{branch}"
+        self._run("check-ref-format", ref)
+        current = self.resolve_commit(ref) if self._ref_exists(ref) else None
+        if current is not None and current != head and not self.is_ancestor(current, head):
+            raise GitError(
+                "switch",
+                f"branch {branch} is at {current[:7]}, which HEAD ({head[:7]}) does not "
+                "contain; pull or rebase first",
+            )
+        self._run(
+            "update-ref", "-m", f"adaptergit: commit onto {branch}", ref, head, current or ZERO_SHA
+        )
+        self._run("symbolic-ref", "-m", f"adaptergit: commit onto {branch}", "HEAD", ref)
+
+    def _ref_exists(self, ref: str) -> bool:
+        proc = subprocess.run(["git", "show-ref", "--verify", "--quiet", ref], cwd=self.top)
+        return proc.returncode == 0
 
     # --- setting up remotes ----------------------------------------------------------------
 
@@ -579,7 +1062,7 @@ class GitRepo:
             "cat-file",
             "--batch-check=%(objectname) %(objecttype)",
             "--buffer",
-            input="".join(f"{o}\n" for o in objects).encode(),
+            input="".join(f"{self._object(o)}\n" for o in objects).encode(),
         )
         ids: list[str | None] = []
         for line in out.splitlines():
@@ -587,14 +1070,13 @@ class GitRepo:
             ids.append(parts[0] if len(parts) == 2 and parts[1] == kind else None)
         return ids
 
-    def ref_tips(self) -> list[tuple[str, str]]:
-        """(full ref name, commit) of every branch, remote-tracking branch and tag, and HEAD."""
+    def ref_tips(self, namespaces: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(full ref name, commit) of every branch, remote-tracking branch and tag, and HEAD
+        (or of the refs under `namespaces` only, without HEAD)."""
         out = self._run(
             "for-each-ref",
             "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(objecttype)%00%(*objecttype)",
-            "refs/heads",
-            "refs/remotes",
-            "refs/tags",
+            *(namespaces or ("refs/heads", "refs/remotes", "refs/tags")),
         )
         tips = []
         for line in out.splitlines():
@@ -602,28 +1084,53 @@ class GitRepo:
             commit, kind = (peeled, ptype) if otype == "tag" else (oid, otype)
             if kind == "commit":
                 tips.append((name, commit))
-        head = self.head()
+        head = self.head() if not namespaces else None
         if head:
             tips.append(("HEAD", head))
         return tips
 
     def files_in_tree(self, rev: str, predicate: Any) -> dict[str, str]:
-        """Path -> blob id of every file at `rev` whose path satisfies `predicate`."""
-        out = self._run("ls-tree", "-r", "-z", "--full-tree", rev)
+        """Path -> blob id of every file under `root` at `rev` whose path satisfies `predicate`."""
+        scope = ["--", self.prefix] if self.prefix else []
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", rev, *scope)
         found = {}
         for entry in out.split("\x00"):
             if not entry:
                 continue
-            meta, _, path = entry.partition("\t")
+            meta, _, full = entry.partition("\t")
             parts = meta.split()
-            if len(parts) == 3 and parts[1] == "blob" and predicate(path):
+            path = self._own_path(full)
+            if path and len(parts) == 3 and parts[1] == "blob" and predicate(path):
                 found[path] = parts[2]
         return found
 
     def working_files(self, predicate: Any) -> list[str]:
         """Tracked and untracked (not ignored) work-tree paths satisfying `predicate`."""
-        out = self._run("ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        return sorted({p for p in out.split("\x00") if p and predicate(p)})
+        scope = ["--", self.prefix] if self.prefix else []
+        out = self._run(
+            "ls-files", "-z", "--full-name", "--cached", "--others", "--exclude-standard", *scope
+        )
+        found = (self._own_path(p) for p in out.split("\x00") if p)
+        return sorted({p for p in found if p and predicate(p)})
+
+    def history_blobs(self, pathspecs: Sequence[str]) -> set[str]:
+        """Ids of every version of the files matching `pathspecs` in the history of all refs."""
+        out = self._run(
+            "log",
+            "--all",
+            "--format=",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--",
+            *map(self._git_path, pathspecs),
+        )
+        found = set()
+        for line in out.splitlines():
+            parts = line.split("\t", 1)[0].split()
+            if len(parts) >= 4 and parts[0].startswith(":") and parts[3] != ZERO_SHA:
+                found.add(parts[3])
+        return found
 
     def history_text(self, pathspecs: Sequence[str]) -> str:
         """Every version of files matching `pathspecs` in the history of all refs, as patches."""
@@ -637,5 +1144,5 @@ class GitRepo:
             "--no-textconv",
             "--unified=0",
             "--",
-            *pathspecs,
+            *map(self._git_path, pathspecs),
         )

@@ -64,3 +64,9 @@ def adapter_of(path: str) -> tuple[str, str] | None:
 # Patterns (git pathspecs and gitattributes) matching one file of every adapter.
 POINTER_GLOB = adapter_path("*", POINTER_FILE)
 MANIFEST_GLOB = adapter_path("*", MANIFEST_FILE)
+
+# adaptergit's own state, in the (common) git directory: never in the work tree, never committed.
+STATE_DIR = "adaptergit"
+# In STATE_DIR: the registry's folder relative to the repository's top level ("" at the top),
+# written by ``init`` so that hooks, which git runs at the top level, find a subfolder registry.
+REGISTRY_ROOT_FILE = "root"

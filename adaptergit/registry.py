@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptergit import strictjson
-from adaptergit.dvcrepo import DvcRemotes, DvcRepo
+from adaptergit.dvcrepo import DVC_DIR, DvcRemotes, DvcRepo
 from adaptergit.errors import (
     AdapterGitError,
     AdapterGitWarning,
@@ -64,7 +64,11 @@ class Registry:
             raise NotARepository(self.root)
         # adaptergit's own state (lock, journals, temporary files) lives in the git directory.
         self.state_dir = self.git.git_dir / "adaptergit"
-        self.dvc = DvcRepo(self.root, state_dir=self.state_dir, tracked=self.git.tracked)
+        main = self.git.main_worktree()  # a linked worktree shares the main one's cache
+        shared = main / self.git.prefix / DVC_DIR / "cache" if main is not None else None
+        self.dvc = DvcRepo(
+            self.root, state_dir=self.state_dir, tracked=self.git.tracked, shared_cache=shared
+        )
         self._index: Index | None = None
         # What this process found to finish or undo (see `adaptergit.txn.recover`).
         self.recovered: list[Recovered] = []

@@ -8,6 +8,12 @@ adaptergit then only adds or updates its own entries, through ruamel.yaml's roun
 reads dvc.yaml with it) so that the rest of the file, comments included, stays as it was. Files of
 our own are written with PyYAML (installed with DVC), whose YAML 1.1 quoting reads back the same
 under YAML 1.2.
+
+Two clones that add or change different adapters both change this one file. So that git merges
+and rebases them without a conflict, ``adaptergit init`` registers `merge3` as a git merge driver
+for it (``dvc.yaml merge=adaptergit-dvc-yaml`` in ``.gitattributes``): a three-way merge of the
+entries by adapter name, the file then rendered afresh. A ``dvc.yaml`` that is not adaptergit's on
+every side is left to git's own line merge.
 """
 
 from __future__ import annotations
@@ -233,13 +239,73 @@ def _merge(existing: bytes, entries: list[ArtifactEntry]) -> bytes:
     return out.getvalue().encode()
 
 
+MERGE_DRIVER = "adaptergit-dvc-yaml"
+# Larger than any dvc.yaml of adapters; a bigger one is not parsed (the line merge takes it).
+MAX_YAML_BYTES = 16 * 1024 * 1024
+
+
+def _entries_of(raw: bytes | None) -> dict[str, ArtifactEntry] | None:
+    """The artifact entries of an adaptergit-written dvc.yaml; None if it is not one."""
+    if raw is None or not raw.strip():
+        return {}
+    if not is_ours(raw) or len(raw) > MAX_YAML_BYTES:
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw.decode())
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return None
+    if data is None:
+        return {}
+    artifacts = data.get("artifacts") if isinstance(data, dict) else None
+    if not isinstance(artifacts, dict):
+        return None if artifacts is not None else {}
+    try:
+        return {
+            str(name): ArtifactEntry.from_dict(str(name), entry)
+            for name, entry in artifacts.items()
+            if isinstance(entry, dict)
+        }
+    except ValueError:
+        return None
+
+
+def merge3(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Merge two clones' dvc.yaml as written by adaptergit: every adapter's entry from the side
+    that changed it (ours where both did: its folder conflicts too, and the next commit writes
+    the entry again); an adapter removed on one side and unchanged on the other is removed.
+
+    Returns:
+        The merged file, or None when some side is not adaptergit's (git's line merge decides).
+    """
+    sides = [_entries_of(raw) for raw in (base, ours, theirs)]
+    if any(side is None for side in sides):
+        return None
+    b, o, t = (side or {} for side in sides)
+    merged: dict[str, ArtifactEntry] = {}
+    for name in sorted(set(b) | set(o) | set(t)):
+        was, mine, other = b.get(name), o.get(name), t.get(name)
+        if mine == other or other == was:
+            chosen = mine
+        elif mine == was:
+            chosen = other
+        else:  # both changed it: a change or an addition wins over a removal, else ours
+            chosen = mine if mine is not None else other
+        if chosen is not None:
+            merged[name] = chosen
+    return render(merged.values())
+
+
 __all__ = [
     "HEADER",
+    "MERGE_DRIVER",
     "ArtifactEntry",
     "dump_yaml",
     "entries_at",
     "entry_for",
     "is_ours",
+    "merge3",
     "render",
     "update",
 ]

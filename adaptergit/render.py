@@ -395,5 +395,17 @@ def gc_lines(report: GcReport) -> list[str]:
             owners = ", ".join(item.versions) or "(no registered version)"
             size = human_size(item.size) if item.size >= 0 else "?"
             lines.append(f"  {item.md5[:12]}  {size:>9}  {owners}")
+    if report.only_copy:
+        refs = ", ".join(v for item in report.only_copy for v in item.versions) or "?"
+        lines.append(
+            f"kept {len(report.only_copy)} object(s) that no DVC remote holds, the only copy "
+            f"({refs}): push them first, or pass --force to delete them"
+        )
+    if report.not_ours:
+        refs = ", ".join(v for item in report.not_ours for v in item.versions) or "?"
+        lines.append(
+            f"left {len(report.not_ours)} object(s) alone whose bytes are not what a version "
+            f"recorded ({refs}): not provably this registry's"
+        )
     lines.append(f"kept the weights of {len(report.kept)} version(s)")
     return lines

@@ -177,6 +177,7 @@ class Repo:
         base_model: Path | str | None = None,
         version: str | None = None,
         bump: str = "patch",
+        branch: str | None = None,
     ) -> Version: ...
 
     @overload
@@ -192,6 +193,7 @@ class Repo:
         base_model: Path | str | None = None,
         version: str | None = None,
         bump: str = "patch",
+        branch: str | None = None,
     ) -> list[Version]: ...
 
     def commit(
@@ -206,6 +208,7 @@ class Repo:
         base_model: Path | str | None = None,
         version: str | None = None,
         bump: str = "patch",
+        branch: str | None = None,
     ) -> Version | list[Version]:
         """Record an adapter as a new version of `name`: one commit and one tag.
 
@@ -228,6 +231,8 @@ class Repo:
                 ``base_model_name_or_path`` if found on disk.
             version: the version to record, ``vX.Y.Z`` (default: bump the latest).
             bump: ``major``, ``minor`` or ``patch`` (default).
+            branch: on a detached HEAD (a CI checkout), record the version on this branch:
+                created, or fast-forwarded, at HEAD's commit, and HEAD put on it.
 
         Returns:
             The version recorded (a list with `names`).
@@ -238,6 +243,9 @@ class Repo:
                 `names` says which.
             NothingToCommit: weights and config are identical to the latest version.
             VersionExists, VersionNotNewer: an explicit `version` that cannot be used.
+            OperationInProgress: a merge, rebase or cherry-pick is unfinished.
+            DetachedHead: HEAD is on no branch (and `branch` was not given).
+            MissingVersionTags: a shallow or tag-less clone lacks tags its history records.
         """
         versions = op_commit.commit(
             self.registry,
@@ -250,6 +258,7 @@ class Repo:
             base_model=base_model,
             version=version,
             bump=bump,
+            branch=branch,
         )
         return versions if names is not None else versions[0]
 
@@ -393,10 +402,12 @@ class Repo:
         keep_stages: bool = True,
         remote: bool = False,
         dry_run: bool = False,
+        force: bool = False,
     ) -> GcReport:
         """Remove weights no kept version needs from the DVC cache (and remote).
 
-        See `adaptergit.ops.gc.gc` for what is kept.
+        See `adaptergit.ops.gc.gc` for what is kept; `force` deletes weights that no DVC remote
+        holds (their only copy).
         """
         return op_gc.gc(
             self.registry,
@@ -404,6 +415,7 @@ class Repo:
             keep_stages=keep_stages,
             remote=remote,
             dry_run=dry_run,
+            force=force,
         )
 
     # --- stages -------------------------------------------------------------------------------

@@ -132,6 +132,13 @@ def name_patterns(name: str | None = None) -> list[str]:
     return [f"{REFS_PREFIX}{name}@*", f"{REFS_PREFIX}{name}#*"]
 
 
+def event_patterns() -> list[str]:
+    """``for-each-ref`` patterns for the tags with a ``#N`` counter (stage, deregistration and
+    deprecation tags) of every artifact, leaving the version tags out: few, however many
+    versions there are."""
+    return [f"{REFS_PREFIX}*#*"]
+
+
 def next_counter(tags: Iterable[str], name: str) -> int:
     """GTO's next ``#N`` for artifact `name`: one more than the highest of its tags' counters."""
     highest = 0
@@ -169,6 +176,7 @@ __all__ = [
     "assign_message",
     "deprecate_tag",
     "deregister_tag",
+    "event_patterns",
     "full_ref",
     "name_patterns",
     "next_counter",

@@ -40,6 +40,7 @@ def _targets() -> dict[
     import bench_hooks
     import bench_status
     import bench_sync
+    import bench_team
 
     core = bench_core.TARGETS
     sync = {
@@ -88,6 +89,24 @@ def _targets() -> dict[
             )
         },
         "diff": {"diff": ("diff_s", "plain_s", "diff_ratio", bench_diff.TARGET_RATIO, None)},
+        "team": {
+            "push_big_registry": (
+                "push_new_s",
+                "push_new_dvc_all_tags_s",
+                "push_vs_dvc_ratio",
+                bench_team.TARGET_VS_DVC,
+                None,
+            ),
+            "push_scaling": (
+                "push_new_s",
+                "push_small_registry_s",
+                "push_scaling_ratio",
+                bench_team.TARGET_SCALING,
+                None,
+            ),
+            # its target is in fetches and pushes (race_fetches, race_pushes in the results)
+            "race_push": ("race_push_s", "push_new_s", "race_over_push_ratio", None, None),
+        },
     }
 
 

@@ -176,7 +176,13 @@ def test_status_reports_changes_unpushed_missing_and_hooks(
     }
     assert report.unpushed == ("d@v0.0.1",)
     assert report.missing == ("e@v0.0.1",)
-    assert report.hooks_missing == ("pre-commit", "post-checkout", "post-merge", "pre-push")
+    assert report.hooks_missing == (
+        "pre-commit",
+        "post-checkout",
+        "post-merge",
+        "post-rewrite",
+        "pre-push",
+    )
     assert not report.driver_configured and not report.clean
 
     result = CliRunner().invoke(cli, ["-C", str(registry.root), "status"], catch_exceptions=False)
@@ -258,13 +264,19 @@ def test_gc_keeps_what_it_must_and_removes_only_the_rest(
     assert len(before) == 7
 
     assert registry.gc().removed == ()  # no --keep-last: every registered version is kept
-    dry = registry.gc(keep_last=1, dry_run=True)
+    # No DVC remote: the weights gc would drop are their only copy, kept without --force.
+    careful = registry.gc(keep_last=1)
+    assert careful.removed == () and [i.md5 for i in careful.only_copy] == [
+        md5_of(registry, "x@v0.0.2")
+    ]
+    assert snapshot_cache(registry) == before
+    dry = registry.gc(keep_last=1, dry_run=True, force=True)
     x2 = md5_of(registry, "x@v0.0.2")
     assert [(i.md5, i.versions) for i in dry.removed] == [(x2, ("x@v0.0.2",))]
     assert dry.freed == (root / ".dvc" / "cache" / "files" / "md5" / x2[:2] / x2[2:]).stat().st_size
     assert snapshot_cache(registry) == before  # a dry run changes nothing
 
-    report = registry.gc(keep_last=1)
+    report = registry.gc(keep_last=1, force=True)
     assert [i.md5 for i in report.removed] == [x2] and not report.dry_run
     after = snapshot_cache(registry)
     assert after == {k: v for k, v in before.items() if k != x2}  # nothing else touched
@@ -277,7 +289,7 @@ def test_gc_keeps_what_it_must_and_removes_only_the_rest(
 
     # Without the branch and the stage, only the latest versions remain.
     git(root, "branch", "-D", "exp")
-    report = registry.gc(keep_last=1, keep_stages=False)
+    report = registry.gc(keep_last=1, keep_stages=False, force=True)
     assert sorted(v for i in report.removed for v in i.versions) == ["x@v0.0.1", "y@v0.0.1"]
     left = snapshot_cache(registry)
     assert len(left) == 4  # x v0.0.3, y v0.0.2, and the user's two files
@@ -300,7 +312,7 @@ def test_gc_honours_dropped_tags_and_dvc_directories(
     git(root, "add", "exports.dvc", ".gitignore")
     git(root, "commit", "-q", "-m", "exports")
     git(root, "tag", "-d", "z@v0.0.1", "z@v0.0.2")  # the user drops two versions
-    report = registry.gc()
+    report = registry.gc(force=True)
     assert [i.md5 for i in report.removed] == [x2]
     assert registry.dvc.in_cache(x1)  # still named by exports/ (a .dir listing)
     assert main(["-C", str(root), "gc", "--dry-run"]) == 0

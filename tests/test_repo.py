@@ -327,14 +327,18 @@ def test_gto_reads_versions(registry: Repo, make_adapter: MakeAdapter) -> None:
     assert versions == {"v0.0.1", "v0.0.2"}
 
 
-def test_init_inside_another_work_tree_makes_its_own_repository(tmp_path: Path) -> None:
+def test_init_inside_another_work_tree_makes_a_registry_folder_of_it(tmp_path: Path) -> None:
+    # Was: a nested repository of its own (which the outer one records as a gitlink, so its
+    # clones lose the registry). Now the registry is a folder of the enclosing repository, as
+    # `dvc init --subdir`; tests/test_team.py covers working in it.
     outer = tmp_path / "project"
     outer.mkdir()
     git(outer, "init", "-q")
     git(outer, "commit", "-q", "--allow-empty", "-m", "outer")
     Repo.init(outer / "registry").close()
-    assert (outer / "registry" / ".git").is_dir()
-    assert git(outer, "log", "--oneline").count("\n") == 1  # the outer repository is untouched
+    assert not (outer / "registry" / ".git").exists()
+    assert (outer / "registry" / ".dvc" / "config").is_file()
+    assert "registry/.adaptergit.toml" in git(outer, "ls-files")
     assert git(outer, "tag", "-l") == ""
 
 

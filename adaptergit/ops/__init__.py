@@ -15,6 +15,7 @@
 ``diffdriver``     the git diff driver (``git diff`` / ``git log -p`` summaries)
 ``hooks``          the git hooks: installing them, and what each does when git runs it
 ``recover``        finish or undo what interrupted commands left (journals, partial uploads)
+``replay``         replaying unpublished versions on what others published first (renumbering)
 =================  ======================================================================
 
 Operations import the core (`registry`, `index`, the git and DVC modules, the records) and may

@@ -27,12 +27,17 @@ from adaptergit.dvcrepo import NewObject, Pointer
 from adaptergit.errors import (
     AdapterGitError,
     AdapterGitWarning,
+    BranchMoved,
+    DetachedHead,
     FileSystemError,
+    GitError,
     InvalidConfig,
     InvalidInput,
     InvalidSafetensors,
     InvalidVersion,
+    MissingVersionTags,
     NothingToCommit,
+    OperationInProgress,
     SeveralAdapters,
     UnknownPeftAdapter,
     VersionExists,
@@ -93,6 +98,7 @@ def commit(
     base_model: Path | str | None = None,
     version: str | None = None,
     bump: str = "patch",
+    branch: str | None = None,
 ) -> list[Version]:
     """Record adapters as new versions; see `adaptergit.repo.Repo.commit` for the arguments.
 
@@ -100,7 +106,12 @@ def commit(
         The versions made, in the order of `names` (one for a folder or a single adapter).
     """
     options: dict[str, Any] = dict(
-        metrics=metrics, message=message, base_model=base_model, version=version, bump=bump
+        metrics=metrics,
+        message=message,
+        base_model=base_model,
+        version=version,
+        bump=bump,
+        branch=branch,
     )
     if isinstance(src, (str, Path)) or hasattr(src, "__fspath__"):
         items = _folder_items(Path(src), name=name, names=names, adapter_name=adapter_name)
@@ -160,16 +171,22 @@ def commit_folders(
     base_model: Path | str | None,
     version: str | None,
     bump: str,
+    branch: str | None = None,
 ) -> list[Version]:
     """Record each (folder, name) as a new version, all in one git commit with one tag each.
 
     The registry's dvc.yaml (see `registry_yaml`) is rewritten in the same commit. Adapters whose
     weights and config equal their latest version are left out; if all are, NothingToCommit.
 
+    A version is numbered only from a full view of the registry, on a branch: see
+    `check_can_number`. `branch` puts a detached HEAD on that branch first (CI checkouts).
+
     Raises:
         InvalidInput: a bad name, adapter, config, metric or version (nothing is written).
         NothingToCommit: nothing changed since the latest version.
         VersionExists, VersionNotNewer: an explicit `version` that cannot be used.
+        OperationInProgress, DetachedHead, MissingVersionTags, BranchMoved: see
+            `check_can_number` (nothing is written).
     """
     from adaptergit.adapter import open_adapter_source  # reads safetensors, numpy, blake3
     from adaptergit.fingerprint import fingerprint_for_adapter
@@ -185,6 +202,7 @@ def commit_folders(
     fingerprints = [fingerprint_for_adapter(base_model, source.config) for source, _n in sources]
 
     with registry.lock(), contextlib.ExitStack() as stack:
+        check_can_number(registry, names, branch=branch)
         index = registry.index
         planned: list[_Planned] = []
         unchanged: list[tuple[str, str]] = []
@@ -310,6 +328,54 @@ def commit_folders(
     ]
 
 
+def check_can_number(
+    registry: Registry, names: Sequence[str], *, branch: str | None = None
+) -> None:
+    """Refuse to number versions of `names` from a partial or unfinished view of the registry.
+
+    - an unfinished merge, rebase, cherry-pick or revert, or conflicts in the index: the commit
+      would go over them on one parent;
+    - a detached HEAD: the version would be on no branch (unless `branch` is given: HEAD is
+      then put on it, created or fast-forwarded to HEAD's commit);
+    - HEAD records a version of one of `names` whose tag this clone lacks (a shallow or
+      ``--no-tags`` clone): the next number would repeat one already published.
+
+    Raises:
+        OperationInProgress, DetachedHead, MissingVersionTags, BranchMoved.
+    """
+    git = registry.git
+    operation = git.in_progress()
+    if operation is not None:
+        raise OperationInProgress(operation)
+    conflicted = git.unmerged_paths()
+    if conflicted:
+        raise OperationInProgress("conflicts", conflicted)
+    head = git.head()
+    current = git.current_branch()
+    if head is not None and current is None:
+        if branch is None:
+            raise DetachedHead(head)
+        try:
+            git.attach_head(branch)
+        except GitError as exc:
+            raise BranchMoved(branch, exc.detail) from None
+    elif branch is not None and current is not None and current != branch:
+        raise BranchMoved(branch, f"HEAD is on branch {current!r}; `git switch {branch}` first")
+    if head is None:
+        return
+    index = registry.index
+    raws = git.read_blobs([f"{head}:{adapter_path(n, MANIFEST_FILE)}" for n in names])
+    for name, raw in zip(names, raws, strict=True):
+        if raw is None:
+            continue
+        try:
+            recorded = Manifest.from_json(raw).version
+        except AdapterGitError:
+            continue  # a damaged manifest is the commit's own business, not numbering's
+        if index.tag(tag_grammar.version_tag(name, recorded)) is None:
+            raise MissingVersionTags(name, recorded, git.is_shallow(), git.default_remote())
+
+
 def _next_version(index: Index, name: str, wanted: SemVer | None, bump: str) -> SemVer:
     """The version a new commit of `name` gets: `wanted`, or the latest bumped (GTO's rule).
 
@@ -423,4 +489,4 @@ def _tool_versions(converted: bool) -> dict[str, str]:
     return tools
 
 
-__all__ = ["BUMPS", "commit", "commit_folders"]
+__all__ = ["BUMPS", "check_can_number", "commit", "commit_folders"]

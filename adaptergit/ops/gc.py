@@ -1,25 +1,41 @@
 """Reclaiming space: weights that no kept version, ref or work-tree file needs.
 
-gc deletes only weights that some adaptergit version recorded (found in the history of every
-ref), and of those only the ones that nothing kept refers to. Every other object in the DVC cache
-(a user's datasets, pipeline outputs) is out of its reach.
+gc deletes only what it can prove is this registry's and unneeded, because the DVC cache and the
+DVC remote are shared (with teammates, with other projects through ``cache.dir``):
+
+- **ours**: an object is a candidate only if some version of this registry recorded it (its
+  manifest, in the history of any ref) and its bytes hash to the sha256 that version recorded;
+  an object that merely shares the md5 a manifest names (another project's data, a damaged
+  object) is left alone.
+- **unneeded**: every object that a kept version, any local ref, the work tree or, with
+  ``--remote``, any branch or tag of the git remotes names is kept. ``--remote`` reads the git
+  remotes first and refuses if one cannot be read, so a clone that has not fetched never deletes
+  what a teammate published.
+- **never the last copy**: an object is deleted from the cache only where the default DVC remote
+  holds it, unless `force`; with ``--remote`` it goes from both, as asked.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from adaptergit import tags as tag_grammar
 from adaptergit.dvcrepo import Pointer, md5s_in
-from adaptergit.errors import AdapterGitError, InvalidInput
-from adaptergit.layout import POINTER_FILE, POINTER_GLOB, adapter_path
+from adaptergit.errors import AdapterGitError, GcRefused, GitError, InvalidInput
+from adaptergit.hashcache import sha256_files
+from adaptergit.index import Index
+from adaptergit.layout import MANIFEST_GLOB, POINTER_FILE, adapter_path
+from adaptergit.manifest import Manifest
 from adaptergit.ops import transfer
 from adaptergit.refs import SemVer
 from adaptergit.registry import Registry
+
+# Where gc --remote reads each git remote's branches and tags (deleted afterwards).
+REMOTE_REFS = "refs/adaptergit/gc/"
 
 
 def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -28,11 +44,11 @@ def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GcItem:
-    """One weights object gc removed (or, in a dry run, would remove)."""
+    """One weights object gc removed (or, in a dry run, would remove), or kept for a reason."""
 
     md5: str
     size: int  # bytes; -1 when not known
-    versions: tuple[str, ...]  # the registered versions that recorded it
+    versions: tuple[str, ...]  # the versions that recorded it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self, dict_factory=_json_dict)
@@ -40,13 +56,27 @@ class GcItem:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GcReport:
-    """What gc kept and what it removed from the cache and, with remote, from the DVC remote."""
+    """What gc kept and what it removed from the cache and, with remote, from the DVC remote.
+
+    Attributes:
+        dry_run: nothing was deleted.
+        kept: versions whose weights are kept.
+        removed: objects removed from the cache.
+        remote: the DVC remote gc removed from (``--remote``), else None.
+        remote_removed: objects removed from it.
+        only_copy: objects the policy drops but kept: no DVC remote holds them (``--force``).
+        not_ours: objects a version names whose bytes are not what it recorded: left alone.
+        git_remotes: the git remotes whose branches and tags were read (``--remote``).
+    """
 
     dry_run: bool
-    kept: tuple[str, ...]  # versions whose weights are kept
+    kept: tuple[str, ...]
     removed: tuple[GcItem, ...]
     remote: str | None = None
     remote_removed: tuple[GcItem, ...] = field(default_factory=tuple)
+    only_copy: tuple[GcItem, ...] = field(default_factory=tuple)
+    not_ours: tuple[GcItem, ...] = field(default_factory=tuple)
+    git_remotes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def freed(self) -> int:
@@ -59,6 +89,15 @@ class GcReport:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self, dict_factory=_json_dict)
         return {**data, "bytes": self.freed, "remote_bytes": self.remote_freed}
+
+
+@dataclass
+class _Recorded:
+    """What the versions of this registry recorded for one md5."""
+
+    sha256: set[str] = field(default_factory=set)
+    versions: set[str] = field(default_factory=set)
+    size: int = -1
 
 
 def _is_dvc_file(path: str) -> bool:
@@ -87,6 +126,100 @@ def _worktree_md5s(registry: Registry) -> set[str]:
     return found
 
 
+def _recorded(registry: Registry) -> dict[str, _Recorded]:
+    """md5 -> the sha256, versions and size every manifest in the history of any ref records."""
+    git = registry.git
+    blobs = sorted(git.history_blobs([MANIFEST_GLOB]))
+    found: dict[str, _Recorded] = {}
+    for raw in git.read_blobs(blobs):
+        if raw is None:
+            continue
+        try:
+            manifest = Manifest.from_json(raw)
+        except AdapterGitError:
+            continue  # unreadable: it proves nothing
+        entry = found.setdefault(manifest.weights.md5, _Recorded())
+        entry.sha256.add(manifest.weights.sha256)
+        entry.versions.add(tag_grammar.version_tag(manifest.name, manifest.version))
+        entry.size = manifest.weights.size
+    return found
+
+
+def _policy_md5s(
+    registry: Registry, index: Index, keep_last: int | None, keep_stages: bool
+) -> tuple[set[str], dict[str, str]]:
+    """What the policy keeps of one set of tags: (md5s kept, every version tag -> its md5)."""
+    regs = index.registrations()
+    pointers = registry.git.read_blobs(
+        [f"{r.commit}:{adapter_path(r.name, POINTER_FILE)}" for r in regs]
+    )
+    version_md5: dict[str, str] = {}
+    for reg, raw in zip(regs, pointers, strict=True):
+        if raw is None:
+            continue
+        with contextlib.suppress(AdapterGitError):
+            version_md5[reg.tag] = Pointer.parse(raw).md5
+    per_name: dict[str, list[tuple[SemVer, str]]] = {}
+    for reg in regs:
+        per_name.setdefault(reg.name, []).append((reg.version, reg.tag))
+    kept_tags: set[str] = set()
+    for items in per_name.values():
+        items.sort(reverse=True)
+        count = len(items) if keep_last is None else keep_last
+        kept_tags.update(t for _s, t in items[: max(count, 1)])
+    kept: set[str] = set()
+    if keep_stages:
+        staged = [nc for nc, stages in index.stages().items() if stages]
+        by_commit = {(r.name, r.commit): r.tag for r in regs}
+        kept_tags.update(by_commit[nc] for nc in staged if nc in by_commit)
+        raws = registry.git.read_blobs([f"{c}:{adapter_path(n, POINTER_FILE)}" for n, c in staged])
+        kept |= {md5 for raw in raws if raw for md5 in md5s_in(raw.decode(errors="replace"))}
+    kept |= {version_md5[t] for t in kept_tags if t in version_md5}
+    return kept, version_md5
+
+
+@contextlib.contextmanager
+def _git_remotes_read(registry: Registry) -> Iterator[list[str]]:
+    """Fetch every git remote's branches and tags under `REMOTE_REFS`, for the time of gc.
+
+    Raises:
+        GcRefused: a git remote cannot be read.
+    """
+    git = registry.git
+    names = git.remotes()
+    git.delete_refs(REMOTE_REFS)
+    try:
+        for name in names:
+            try:
+                git.fetch(
+                    name,
+                    [
+                        f"+refs/heads/*:{REMOTE_REFS}{name}/heads/*",
+                        f"+refs/tags/*:{REMOTE_REFS}{name}/tags/*",
+                    ],
+                )
+            except GitError as exc:
+                raise GcRefused(name, exc.detail) from None
+        yield names
+    finally:
+        git.delete_refs(REMOTE_REFS)
+
+
+def _items(
+    md5s: Iterable[str], recorded: dict[str, _Recorded], sizes: dict[str, int]
+) -> tuple[GcItem, ...]:
+    return tuple(
+        GcItem(
+            md5=m,
+            size=sizes.get(m, recorded[m].size if m in recorded else -1),
+            versions=tuple(sorted(recorded[m].versions, key=tag_grammar.version_order))
+            if m in recorded
+            else (),
+        )
+        for m in sorted(md5s)
+    )
+
+
 def gc(
     registry: Registry,
     *,
@@ -94,124 +227,134 @@ def gc(
     keep_stages: bool = True,
     remote: bool = False,
     dry_run: bool = False,
+    force: bool = False,
 ) -> GcReport:
     """Remove weights that no kept version, ref or work-tree file needs from the cache (and remote).
 
     Kept: the latest version of every adapter; with `keep_last` N the N highest versions of each,
     and without it every registered version; versions holding a stage (unless `keep_stages` is
     False); every object named by a .dvc file or dvc.lock at any branch, remote-tracking branch,
-    HEAD or tag other than adaptergit's own version and stage tags (a version tag keeps its own
-    adapter's weights only, and only while the policy keeps that version); and everything the work
-    tree's .dvc files name (``.dir`` listings expanded). Only objects that an adaptergit version
-    recorded are ever candidates.
+    HEAD or tag other than adaptergit's own version and stage tags; everything the work tree's
+    .dvc files name (``.dir`` listings expanded). With `remote`, the git remotes' branches and
+    tags count too (read first: the policy applies to the versions they register as well), and
+    the objects dropped go from the default DVC remote as well.
+
+    Only objects proven to be this registry's (see the module's doc) are ever deleted, and from
+    the cache only where the default DVC remote holds them, unless `force`.
+
+    Args:
+        registry: the registry.
+        keep_last: keep the N highest versions of each adapter (at least 1).
+        keep_stages: keep versions that hold a stage.
+        remote: also delete from the default DVC remote (after reading the git remotes).
+        dry_run: only report.
+        force: delete from the cache weights no DVC remote holds (their only copy).
+
+    Raises:
+        InvalidInput: `keep_last` below 1.
+        GcRefused: with `remote`, a git remote cannot be read: nothing is deleted.
+        NoRemote: with `remote`, no default DVC remote.
     """
     if keep_last is not None and keep_last < 1:
         raise InvalidInput("--keep-last must be at least 1 (the latest version is always kept)")
-    lock = registry.lock() if not dry_run else contextlib.nullcontext()
-    with lock:
-        index = registry.index
-        regs = index.registrations()
-        pointers = registry.git.read_blobs(
-            [f"{r.commit}:{adapter_path(r.name, POINTER_FILE)}" for r in regs]
-        )
-        version_md5: dict[str, tuple[str, int]] = {}  # tag -> (md5, size)
-        for reg, raw in zip(regs, pointers, strict=True):
-            if raw is None:
-                continue
-            try:
-                pointer = Pointer.parse(raw)
-            except AdapterGitError:
-                continue
-            version_md5[reg.tag] = (pointer.md5, pointer.size)
-        owners: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        for tag_name, (md5, size) in version_md5.items():
-            owners.setdefault(md5, []).append(tag_name)
-            sizes[md5] = size
-
-        # Everything adaptergit ever recorded: version tags, and the pointers' whole history.
-        ours = set(owners) | md5s_in(registry.git.history_text([POINTER_GLOB]))
-
-        # What the policy keeps.
-        per_name: dict[str, list[tuple[SemVer, str]]] = {}
-        for reg in regs:
-            per_name.setdefault(reg.name, []).append((reg.version, reg.tag))
-        kept_tags: set[str] = set()
-        for items in per_name.values():
-            items.sort(reverse=True)
-            count = len(items) if keep_last is None else keep_last
-            kept_tags.update(t for _s, t in items[: max(count, 1)])
-        staged_commits: list[tuple[str, str]] = []
-        if keep_stages:
-            staged_commits = [nc for nc, stages in index.stages().items() if stages]
-            by_commit = {(r.name, r.commit): r.tag for r in regs}
-            for name_commit in staged_commits:
-                if name_commit in by_commit:
-                    kept_tags.add(by_commit[name_commit])
-        kept = {version_md5[t][0] for t in kept_tags if t in version_md5}
-        if keep_stages and staged_commits:  # a stage on a commit no version tag names
-            raws = registry.git.read_blobs(
-                [f"{c}:{adapter_path(n, POINTER_FILE)}" for n, c in staged_commits]
-            )
-            kept |= {md5 for raw in raws if raw for md5 in md5s_in(raw.decode(errors="replace"))}
-
+    remote_name = transfer.require_remote(registry, None) if remote else None
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(registry.lock())
+        git_remotes: list[str] = stack.enter_context(_git_remotes_read(registry)) if remote else []
+        git = registry.git
+        recorded = _recorded(registry)
+        # The policy over this clone's versions and stages and, with remote, the team's: the
+        # latest version is the latest anyone published, a stage held on the remote is held.
+        tags = git.tags()
+        known = {(t.name, t.oid) for t in tags}
+        extra_tips = []
+        for name in git_remotes:
+            theirs = git.tags(namespace=f"{REMOTE_REFS}{name}/tags/")
+            tags += [t for t in theirs if (t.name, t.oid) not in known]
+            known |= {(t.name, t.oid) for t in theirs}
+            extra_tips += [c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{name}/heads"])]
+            extra_tips += [t.commit for t in theirs if tag_grammar.parse(t.name) is None]
+        kept, version_md5 = _policy_md5s(registry, Index(tags), keep_last, keep_stages)
         # Refs the user keeps (everything but adaptergit's version and stage tags), the work tree.
         tips = []
-        for ref, commit in registry.git.ref_tips():
+        for ref, commit in git.ref_tips():
             is_tag = ref.startswith(tag_grammar.REFS_PREFIX)
             if is_tag and tag_grammar.parse(tag_grammar.short_name(ref)) is not None:
                 continue  # adaptergit's and GTO's own tags: the policy above decides
             tips.append(commit)
-        kept |= _tree_md5s(registry, tips)
+        tips += git.worktree_heads()  # linked worktrees share the cache
+        kept |= _tree_md5s(registry, tips + extra_tips)
         kept |= _worktree_md5s(registry)
         for oid in [k for k in kept if k.endswith(".dir")]:
             kept |= registry.dvc.dir_entries(oid)
 
-        drop = ours - kept
+        drop = set(recorded) - kept
         in_cache = registry.dvc.cache_objects()
-        removed = [
-            GcItem(
-                md5=m,
-                size=in_cache[m],
-                versions=tuple(sorted(owners.get(m, []), key=tag_grammar.version_order)),
-            )
-            for m in sorted(drop)
-            if m in in_cache
-        ]
-        remote_name = None
-        remote_removed: list[GcItem] = []
-        if remote:
-            remote_name = transfer.require_remote(registry, None)
-            candidates = sorted(drop)
+        local = sorted(m for m in drop if m in in_cache)
+        # Ours: the bytes are what a version recorded (hashing only what would be deleted).
+        digests = dict(
+            zip(local, sha256_files([registry.dvc.cache_path(m) for m in local]), strict=True)
+        )
+        not_ours = {m for m in local if digests[m] not in recorded[m].sha256}
+        local = [m for m in local if m not in not_ours]
+
+        remote_drop: list[str] = []
+        if remote_name is not None:
+            candidates = sorted(m for m in drop if m not in not_ours)
             on_remote = (
                 set(candidates) - registry.remotes.missing(candidates, remote_name)
                 if candidates
                 else set()
             )
-            remote_removed = [
-                GcItem(
-                    md5=m,
-                    size=sizes.get(m, in_cache.get(m, -1)),
-                    versions=tuple(sorted(owners.get(m, []), key=tag_grammar.version_order)),
-                )
-                for m in candidates
-                if m in on_remote
-            ]
+            unproven = sorted(m for m in on_remote if m not in digests)
+            remote_digests = {  # read through from the remote: (md5, sha256) of its bytes
+                m: found[1] if found is not None and found[0] == m else None
+                for m, found in (
+                    registry.remotes.digests(unproven, remote_name) if unproven else {}
+                ).items()
+            }
+            for m in sorted(on_remote):
+                digest = digests.get(m, remote_digests.get(m))
+                if digest in recorded[m].sha256:
+                    remote_drop.append(m)
+                else:
+                    not_ours.add(m)
+        # Never the last copy: the cache keeps what no DVC remote holds, unless forced.
+        only_copy: list[str] = []
+        if not force and local:
+            default = registry.remotes.default()
+            elsewhere = set(remote_drop)  # going from the remote as asked: not a copy
+            if default is None:
+                only_copy = [m for m in local if m not in elsewhere]
+            else:
+                missing = registry.remotes.missing(local, default)
+                only_copy = [m for m in local if m in missing and m not in elsewhere]
+            local = [m for m in local if m not in only_copy]
         if not dry_run:
-            registry.dvc.remove_objects(i.md5 for i in removed)
-            if remote_removed:
+            registry.dvc.remove_objects(local)
+            if remote_drop:
                 assert remote_name is not None
-                registry.remotes.remove([i.md5 for i in remote_removed], remote_name)
+                registry.remotes.remove(remote_drop, remote_name)
+    gone = set(local)
     kept_versions = sorted(
-        (t for t, (md5, _s) in version_md5.items() if md5 in kept), key=tag_grammar.version_order
+        (
+            t
+            for t, md5 in version_md5.items()
+            if md5 not in gone and (md5 in kept or md5 in only_copy)
+        ),
+        key=tag_grammar.version_order,
     )
     return GcReport(
         dry_run=dry_run,
         kept=tuple(kept_versions),
-        removed=tuple(removed),
+        removed=_items(local, recorded, in_cache),
         remote=remote_name,
-        remote_removed=tuple(remote_removed),
+        remote_removed=_items(remote_drop, recorded, in_cache),
+        only_copy=_items(only_copy, recorded, in_cache),
+        not_ours=_items(not_ours, recorded, in_cache),
+        git_remotes=tuple(git_remotes),
     )
 
 
-__all__ = ["GcItem", "GcReport", "gc"]
+__all__ = ["REMOTE_REFS", "GcItem", "GcReport", "gc"]

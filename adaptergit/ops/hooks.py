@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from adaptergit.manifest import Version
     from adaptergit.registry import Registry
 
-HOOK_NAMES = ("pre-commit", "post-checkout", "post-merge", "pre-push")
+HOOK_NAMES = ("pre-commit", "post-checkout", "post-merge", "post-rewrite", "pre-push")
 MARKER = "# adaptergit hook shim"
 CHAINED_SUFFIX = ".adaptergit-chained"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
@@ -295,13 +295,13 @@ def status(git: GitRepo) -> list[HookState]:
         kind = _kind(path)
         if kind == LEFTHOOK:
             if lefthook_text is None:
-                local = _lefthook_local(git.root)
+                local = _lefthook_local(git.top)
                 lefthook_text = local.read_text(errors="replace") if local.exists() else ""
             ours = _has_lefthook_entry(lefthook_text, name)
             states.append(
                 HookState(
                     name=name,
-                    path=_lefthook_local(git.root),
+                    path=_lefthook_local(git.top),
                     installed=ours,
                     chained=None,
                     foreign=not ours,
@@ -471,14 +471,14 @@ def install(git: GitRepo) -> list[HookState]:
             for name in HOOK_NAMES:
                 _add_husky_lines(changes, husky[0] / name, name, executable=husky[1])
             return status(git)
-        if _husky_pending(git.root):
+        if _husky_pending(git.top):
             # A husky project whose husky is not set up in this clone yet (before `npm install`):
             # the shims run until husky takes over core.hooksPath, then the lines in .husky/.
             for name in HOOK_NAMES:
-                _add_husky_lines(changes, git.root / ".husky" / name, name, executable=True)
+                _add_husky_lines(changes, git.top / ".husky" / name, name, executable=True)
         changes.mkdir(hooks_dir)
         lefthook_names = []
-        planned = _lefthook_planned(git.root)  # hooks lefthook will take over when it syncs
+        planned = _lefthook_planned(git.top)  # hooks lefthook will take over when it syncs
         for name in HOOK_NAMES:
             path = hooks_dir / name
             kind = _kind(path)
@@ -494,7 +494,7 @@ def install(git: GitRepo) -> list[HookState]:
             _place_shim(path, name)
         if lefthook_names:
             changes.remember(git.git_dir / LEFTHOOK_CHECKSUM, always=True)
-            local = _lefthook_local(git.root)
+            local = _lefthook_local(git.top)
             before = local.read_bytes() if local.exists() else None
             changes.write(local, _with_lefthook_entries(before, lefthook_names), 0o644)
     finally:
@@ -604,8 +604,8 @@ def uninstall(git: GitRepo) -> list[HookState]:
     changes = _Changes(git)
     hooks_dir = git.hooks_dir()
     husky = _husky(hooks_dir)
-    folder = husky[0] if husky is not None else git.root / ".husky"
-    if husky is not None or _husky_pending(git.root):  # lines added before there was a record
+    folder = husky[0] if husky is not None else git.top / ".husky"
+    if husky is not None or _husky_pending(git.top):  # lines added before there was a record
         for name in HOOK_NAMES:
             script = folder / name
             if script.exists() and str(script) not in changes.files:
@@ -639,12 +639,12 @@ def run(name: str, args: Sequence[str], stdin: bytes | None = None, cwd: Path | 
     if name not in HOOK_NAMES:
         raise AdapterGitError(f"unknown hook {name!r}; hooks: {', '.join(HOOK_NAMES)}")
     git = GitRepo(cwd)
-    if name == "pre-push" and stdin is None:
+    if name in ("pre-push", "post-rewrite") and stdin is None:
         stdin = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
     chained = git.hooks_dir() / (name + CHAINED_SUFFIX)
     if chained.exists() and os.access(chained, os.X_OK):
         argv, env = chained_command(chained, git.hooks_dir() / name, args)
-        code = subprocess.run(argv, input=stdin, cwd=git.root, env=env).returncode
+        code = subprocess.run(argv, input=stdin, cwd=git.top, env=env).returncode
         if code != 0 and name.startswith("pre-"):
             return code
     if not (git.root / REGISTRY_CONFIG).is_file():
@@ -662,6 +662,9 @@ def run(name: str, args: Sequence[str], stdin: bytes | None = None, cwd: Path | 
         return sync_weights(git, prev, new)
     if name == "post-merge":
         return sync_weights(git, "ORIG_HEAD", "HEAD")
+    if name == "post-rewrite":  # the pre-commit framework passes no arguments, only this
+        command = args[0] if args else os.environ.get("PRE_COMMIT_REWRITE_COMMAND", "")
+        return post_rewrite(git, command, (stdin or b"").decode(errors="replace"))
     remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
     text = (stdin or b"").decode(errors="replace")
     if not text.strip() and os.environ.get("PRE_COMMIT_TO_REF"):
@@ -777,9 +780,13 @@ def _pointer_problem(git: GitRepo, name: str) -> str | None:
     return None
 
 
-def sync_weights(git: GitRepo, old: str, new: str) -> int:
-    """After a checkout or merge, bring the weights of adapters whose pointer changed."""
-    if old == new or git.in_progress() == "rebase":
+def sync_weights(git: GitRepo, old: str, new: str, *, rewriting: bool = False) -> int:
+    """After a checkout or merge, bring the weights of adapters whose pointer changed.
+
+    During a rebase every step checks out a commit: nothing is done until it ends, when
+    post-rewrite calls this with `rewriting`.
+    """
+    if old == new or (git.in_progress() == "rebase" and not rewriting):
         return 0
     if old == ZERO_SHA or not git.resolve_commit(old):
         old = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the empty tree: everything changed
@@ -800,6 +807,7 @@ def sync_weights(git: GitRepo, old: str, new: str) -> int:
     allow_fetch = os.environ.get(NO_FETCH_ENV, "") in ("", "0")
     code = 0
     try:
+        registry.dvc.use_shared_cache()  # `git worktree add`: plain dvc shares it too
         for name in names:
             try:
                 restore_weights(registry, name, fetch=allow_fetch)
@@ -809,6 +817,41 @@ def sync_weights(git: GitRepo, old: str, new: str) -> int:
     finally:
         registry.close()
     return code  # git makes this the checkout's exit status; the checkout itself stands
+
+
+def post_rewrite(git: GitRepo, command: str, text: str) -> int:
+    """After ``git rebase`` or ``git commit --amend``: version and stage tags of unpublished
+    commits follow them to the rewritten commits, then the weights follow the new pointers
+    (a rebase runs no post-checkout or post-merge, so ``git pull --rebase`` needs this)."""
+    pairs = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            pairs.append((parts[0], parts[1]))
+    if not pairs:
+        if command == "rebase" and git.resolve_commit("ORIG_HEAD"):
+            return sync_weights(git, "ORIG_HEAD", "HEAD", rewriting=True)
+        return 0
+    from adaptergit.ops import replay
+    from adaptergit.registry import Registry
+
+    try:
+        registry = Registry(git.root)
+    except AdapterGitError:
+        return 0
+    try:
+        with registry.lock():
+            moved = replay.follow_rewrite(registry, pairs)
+    except AdapterGitError as exc:
+        _err(f"version tags did not follow the rewritten commits: {exc}")
+        return 1
+    finally:
+        registry.close()
+    if moved:
+        _err(f"version tags moved to the rewritten commits: {', '.join(moved)}")
+    if command == "rebase" and git.resolve_commit("ORIG_HEAD"):
+        return sync_weights(git, "ORIG_HEAD", "HEAD", rewriting=True)
+    return 0
 
 
 def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
@@ -829,6 +872,20 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
         versions = refs_in_push(registry, lines, remote)
         if not versions:
             return 0
+        missing, clashing = _tags_left_behind(registry, versions, lines, remote)
+        if clashing:
+            _err(
+                f"push aborted: {remote} holds other versions named {', '.join(clashing)}, so "
+                "its branch would carry two versions under one number; `adaptergit push` "
+                "publishes them renumbered past the remote's"
+            )
+            return 1
+        if missing:
+            _err(
+                f"warning: this push carries the commits of {', '.join(missing)} but not their "
+                f"tags; push them too (`git push {remote} {' '.join(missing)}`), or publish with "
+                "`adaptergit push` (branch and tags in one atomic push)"
+            )
         dvc_remote = transfer.require_remote(registry, None)
         uploaded = transfer.upload(registry, versions, dvc_remote)
     except AdapterGitError as exc:
@@ -839,6 +896,28 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
     if uploaded:
         _err(f"uploaded weights of {', '.join(uploaded)} to DVC remote {dvc_remote!r}")
     return 0
+
+
+def _tags_left_behind(
+    registry: Registry, versions: Sequence[Version], lines: Iterable[str], remote: str
+) -> tuple[list[str], list[str]]:
+    """Version tags whose commits this push publishes without them: (those the remote lacks,
+    those it holds as another tag object, i.e. another version under the same number)."""
+    pushed = {
+        tag_grammar.short_name(parts[2])
+        for line in lines
+        if len(parts := line.split()) == 4 and parts[2].startswith(tag_grammar.REFS_PREFIX)
+    }
+    wanted = sorted({v.tag for v in versions if v.tag and v.tag not in pushed})
+    if not wanted:
+        return [], []
+    local = {t.name: t.oid for t in registry.git.tags([tag_grammar.full_ref(t) for t in wanted])}
+    theirs = registry.git.remote_refs(remote, [tag_grammar.full_ref(t) for t in wanted])
+    missing = [t for t in wanted if tag_grammar.full_ref(t) not in theirs]
+    clashing = [
+        t for t in wanted if theirs.get(tag_grammar.full_ref(t), local.get(t)) != local.get(t)
+    ]
+    return missing, clashing
 
 
 def refs_in_push(registry: Registry, lines: Iterable[str], git_remote: str) -> list[Version]:

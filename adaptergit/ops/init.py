@@ -1,19 +1,29 @@
-"""Making a folder an adapter registry: git, DVC, ``.adaptergit.toml``, diff driver, hooks."""
+"""Making a folder an adapter registry: git, DVC, ``.adaptergit.toml``, diff and merge drivers, hooks.
+
+The folder may be the top level of a git repository (created if there is none) or a folder inside
+an existing one (a monorepo), as ``dvc init --subdir`` does: the registry's files, DVC project and
+``.gitattributes`` live in that folder, its commits and tags in the enclosing repository. Version
+tags are repository-wide, so a repository holds one registry.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
+from adaptergit import launcher
 from adaptergit.config import DEFAULT_TEXT
 from adaptergit.dvcrepo import DvcRemotes, DvcRepo
-from adaptergit.errors import AdapterGitError, AdapterGitWarning
+from adaptergit.errors import AdapterGitError, AdapterGitWarning, AnotherRegistry
 from adaptergit.fsutil import RepoLock, atomic_write
 from adaptergit.gitrepo import GitRepo
-from adaptergit.layout import REGISTRY_CONFIG
+from adaptergit.layout import DVC_YAML, GITATTRIBUTES, REGISTRY_CONFIG
 from adaptergit.ops import diffdriver, hooks
+from adaptergit.registry_yaml import MERGE_DRIVER
 
 DEFAULT_REMOTE = "storage"  # the name `init --remote URL` gives the remote
+MERGE_ATTRIBUTE = f"{DVC_YAML} merge={MERGE_DRIVER}"
 
 
 def is_registry(path: Path | str) -> bool:
@@ -32,9 +42,10 @@ def init(
 ) -> Path:
     """Make `path` an adapter registry and commit the set-up; safe to run again.
 
-    Creates the git repository if there is none (``git init``), runs ``dvc init``, writes
-    ``.adaptergit.toml``, sets up the git diff driver and installs the hooks. Run again, it
-    refreshes the diff driver and the hooks and commits nothing new.
+    Creates the git repository if there is none (``git init``); inside an existing work tree the
+    registry is that folder of the repository. Runs ``dvc init`` (``--subdir`` below the top
+    level), writes ``.adaptergit.toml``, sets up the git diff and merge drivers and installs the
+    hooks. Run again, it refreshes the drivers and the hooks and commits nothing new.
 
     Args:
         path: the folder (created if absent).
@@ -47,13 +58,32 @@ def init(
         The registry's root.
 
     Raises:
+        AnotherRegistry: the repository already holds a registry in another folder (nothing
+            is created).
         GitError, DvcError: git or DVC failed (a remote of that name with another URL).
     """
+    path = Path(path).absolute()
+    first_new = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     git = GitRepo.init(path)
     root = git.root
-    with RepoLock(git.git_dir / "adaptergit" / "lock"):
+    others = set(git.registry_folders())
+    recorded = git.recorded_root()
+    if recorded is not None:
+        others.add(recorded)
+    if (git.top / REGISTRY_CONFIG).is_file():
+        others.add("")
+    others.discard(git.prefix.rstrip("/"))
+    if others:
+        if first_new is not None:  # leave nothing behind: remove the folders made for it
+            for folder in [path, *path.parents]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+                if folder == first_new:
+                    break
+        raise AnotherRegistry(root, sorted(others)[0])
+    with RepoLock(git.state_dir / "lock"):
         dvc = DvcRepo(root)
-        paths = dvc.init()
+        paths = dvc.init(subdir=bool(git.prefix))
         config = root / REGISTRY_CONFIG
         if not config.exists():
             atomic_write(config, DEFAULT_TEXT.encode())
@@ -61,11 +91,14 @@ def init(
             _add_remote(dvc, remote_name, remote)
             paths.append(".dvc/config")
         paths = [*paths, *diffdriver.configure(git)]  # git diff shows adapter summaries
+        paths = [*paths, *configure_merge_driver(git)]  # dvc.yaml merges without conflicts
         paths = [p for p in (*paths, REGISTRY_CONFIG) if (root / p).exists()]
         message = "Initialise adaptergit registry (git + DVC)"
         if git.head() is not None and remote is not None:
             message = f"Add DVC remote {remote_name}"
         git.commit_staged(message, paths)
+        if git.prefix:
+            git.record_root()
         try:
             hooks.install(git)
         except AdapterGitError as exc:  # the registry stands; the hooks need the user's hand
@@ -85,4 +118,61 @@ def _add_remote(dvc: DvcRepo, name: str, url: str) -> None:
     remotes.add(name, url, default=True)
 
 
-__all__ = ["DEFAULT_REMOTE", "init", "is_registry"]
+MERGE_FUNCTION = "adaptergit_merge_dvc_yaml"
+
+
+def merge_driver_command() -> str:
+    """What git runs to merge dvc.yaml (``%O %A %B``): adaptergit's merge of the entries, found
+    as the hooks find it (`adaptergit.launcher`); with no adaptergit, git's own line merge."""
+    lines = launcher.find_lines(
+        'merge-dvc-yaml "$1" "$2" "$3"',
+        missing=launcher.missing_text("dvc.yaml is merged line by line"),
+        fallback='exec git merge-file -L ours -L base -L theirs "$2" "$1" "$3"',
+    )
+    return f"{MERGE_FUNCTION}() {{ {'; '.join(lines)}; }}; {MERGE_FUNCTION} %O %A %B"
+
+
+def configure_merge_driver(git: GitRepo) -> list[str]:
+    """Register the dvc.yaml merge driver in .git/config and ``.gitattributes``; return the
+    paths to commit. Clones run ``adaptergit init`` to register it (git's config is not
+    cloned); without it git merges dvc.yaml line by line."""
+    git.set_config(f"merge.{MERGE_DRIVER}.name", "adaptergit: merge dvc.yaml entries per adapter")
+    git.set_config(f"merge.{MERGE_DRIVER}.driver", merge_driver_command())
+    path = git.root / GITATTRIBUTES
+    text = path.read_text() if path.exists() else ""
+    if MERGE_ATTRIBUTE not in text.splitlines():
+        prefix = text if not text or text.endswith("\n") else text + "\n"
+        atomic_write(path, (prefix + MERGE_ATTRIBUTE + "\n").encode())
+    return [GITATTRIBUTES]
+
+
+def merge_dvc_yaml(base: Path, ours: Path, theirs: Path) -> bool:
+    """The merge driver: merge the three versions of dvc.yaml into `ours` (git's %O %A %B).
+
+    Returns:
+        True when merged cleanly; False when git's line merge left conflicts in `ours`.
+    """
+    from adaptergit import registry_yaml
+
+    def read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    merged = registry_yaml.merge3(read(base), read(ours), read(theirs))
+    if merged is None:
+        return GitRepo.merge_file(ours, base, theirs)
+    atomic_write(ours, merged)
+    return True
+
+
+__all__ = [
+    "DEFAULT_REMOTE",
+    "MERGE_FUNCTION",
+    "configure_merge_driver",
+    "init",
+    "is_registry",
+    "merge_driver_command",
+    "merge_dvc_yaml",
+]

@@ -100,8 +100,9 @@ def verify(
     Which versions: `ref`'s; with `all_versions` every registered one; by default those checked
     out in the work tree. Every cache object and work-tree file involved is re-read in full. A
     version whose weights are simply not in the cache is a problem when it was asked for (a ref,
-    or the work tree), not in an `all_versions` sweep, where old versions are often only on the
-    remote; with `remote`, weights in neither place are reported as lost. `remote` checks that
+    or the work tree); in an `all_versions` sweep, where old versions are often only on the
+    remote, it is one only when the default DVC remote lacks them too (or there is none): lost.
+    With `remote`, weights in neither place are reported as lost. `remote` checks that
     the DVC remote holds `ref`, or else every version reachable from HEAD.
     """
     if ref is not None and all_versions:
@@ -118,6 +119,7 @@ def verify(
 
     # Work-tree copies: any adapters/NAME whose manifest records the same weights as a version.
     tree_jobs: dict[Path, tuple[str, str]] = {}  # path -> (sha256, ref)
+    in_tree: set[str] = set()  # md5s of weights with a copy in the work tree (checked below)
     for current in _worktree_versions(registry, strict=False):
         expected = current.manifest.weights
         if not any(
@@ -143,6 +145,7 @@ def verify(
             )
         else:
             tree_jobs[path] = (expected.sha256, current.ref)
+            in_tree.add(expected.md5)
 
     # Cache objects, each once however many versions share it.
     by_md5: dict[str, list[Version]] = {}
@@ -194,6 +197,21 @@ def verify(
                         f"{got}, recorded {expected_sha[:12]}",
                     )
                 )
+
+    absent -= in_tree  # a copy in the work tree (a mismatch there is reported above)
+    if all_versions and not remote and absent:
+        # Not in the cache is fine for an old version only if the default DVC remote has it.
+        default = registry.remotes.default()
+        gone = registry.remotes.missing_quick(absent, default) if default is not None else absent
+        where = f"DVC remote {default!r}" if default is not None else "any DVC remote (none set)"
+        for md5 in sorted(gone):
+            problems.append(
+                Problem(
+                    ref=", ".join(v.ref for v in by_md5[md5]),
+                    kind=LOST,
+                    detail=f"weights (md5 {md5[:12]}) are in neither the DVC cache nor {where}",
+                )
+            )
 
     if remote:
         name = transfer.require_remote(registry, None)
