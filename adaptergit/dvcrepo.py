@@ -267,7 +267,10 @@ class DvcRepo:
 
         Set in ``.dvc/config.local`` (the user's, for this clone) or in the global or system
         config: used as it is. Set in the committed ``.dvc/config``: used only inside the
-        repository, or when the user's own config names the same directory.
+        repository, or when the user's own config names the same directory, or (``cache.dir``)
+        for a team's shared cache: the committed config also sets ``cache.shared``, as DVC's
+        shared-cache set-up does, and the folder belongs to no other project (no git work tree
+        or DVC project holds it), so it cannot be another project's cache.
 
         Raises:
             UntrustedConfig: the committed config names a directory outside the repository.
@@ -282,6 +285,8 @@ class DvcRepo:
             path = _resolve(committed, self.dvc_dir)
             if _inside(path, self.root) or self._user_value(section, key) == path:
                 return Path(path)
+            if (section, key) == ("cache", "dir") and self._shared_cache(path):
+                return Path(path)
             raise UntrustedConfig(
                 f"{DVC_DIR}/config",
                 f"{section}.{key}",
@@ -290,6 +295,17 @@ class DvcRepo:
                 f"{committed}`",
             )
         return default
+
+    def _shared_cache(self, path: str) -> bool:
+        """Whether a committed cache.dir outside the repository is a team's shared cache:
+        ``cache.shared`` committed with it, and no project of its own around the folder."""
+        if not self._level("repo").get("cache", {}).get("shared"):
+            return False
+        folder = Path(path)
+        for parent in (folder, *folder.parents):
+            if (parent / ".git").exists() or (parent / DVC_DIR / "config").exists():
+                return False
+        return True
 
     # --- the cache ----------------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ def test_committed_site_cache_dir_outside_is_refused(world: World) -> None:
     store = world.base / "store"
     world.ok("remote", "add", "store", str(store), "--default")
     victim = _commit_config(world, "core.site_cache_dir", str(world.outside / "site"))
+    # A version of the victim's own, so that push has weights to send (it opens DVC only then).
+    world.ok("commit", str(world.base / "v3"), "--name", "bot", cwd=victim)
     result = world.run("push", cwd=victim)
     assert_clean(result)
     assert result.code == 2 and "site_cache_dir" in result.err
