@@ -368,6 +368,8 @@ def push(
             f"weights: uploaded {', '.join(result.uploaded)} to DVC remote "
             f"{printable(result.remote, one_line=True)}"
         )
+    elif not result.versions:
+        click.echo("weights: nothing to upload (every version here is published)")
     else:
         click.echo(
             f"weights: uploaded nothing, all {len(result.versions)} version(s) are on DVC "

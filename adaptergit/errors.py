@@ -537,7 +537,7 @@ class PushRejected(GitError):
     ) -> None:
         self.remote = remote
         self.rejected = list(rejected)
-        refs = "; ".join(f"{ref} ({why})" for ref, why in self.rejected) or "rejected"
+        refs = "; ".join(f"[rejected] {ref} ({why})" for ref, why in self.rejected) or "rejected"
         AdapterGitError.__init__(
             self,
             f"git push to {remote} was rejected, nothing changed there: {refs}"

@@ -131,9 +131,8 @@ def test_push_pull_manners(registry: Repo, numpy_adapter: NumpyAdapter, tmp_path
     assert "@{upstream}" not in git(root, "rev-parse", "--abbrev-ref", "@{upstream}")  # set, as -u
     again = cli(root, "push")
     assert again.returncode == 0, again.stderr
-    assert (
-        "weights: uploaded nothing, all 2 version(s) are on DVC remote store already"
-        in again.stdout
+    assert (  # push decides from the commits the remote lacks (#9): none, so nothing to upload
+        "weights: nothing to upload (every version here is published)" in again.stdout
     )
     assert "git: nothing to push (origin is up to date)" in again.stdout
 
