@@ -257,7 +257,7 @@ def test_killed_push_converges_on_rerun(
     assert "busy" not in r.stderr
     assert len(git(bare, "tag", "-l").split()) == 7
     verify = cli(repo.root, "push")
-    assert "uploaded nothing" in verify.stdout
+    assert "weights: nothing to upload" in verify.stdout
     # No stale lock: ours can be taken at once, and DVC's own repository lock too.
     from adaptergit.fsutil import RepoLock
 
