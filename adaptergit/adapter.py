@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import mmap
 import os
 import re
 import tempfile
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
-import blake3
-
-from adaptergit import peftkeys, strictjson
+from adaptergit import peftkeys, strictjson, weightscan
 from adaptergit.config import DEFAULT_REGEX_TIMEOUT, Limits
 from adaptergit.errors import (
     AdapterGitError,
@@ -34,41 +28,16 @@ from adaptergit.patterns import BoundedPattern, PatternError, PatternTimeout
 from adaptergit.safetensors_format import (
     Header,
     TensorSpec,
+    parse_header,
     read_header,
-    read_header_from,
+    read_prefix,
 )
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from adaptergit.weightscan import TensorCheck
 
 # adapter_config.json is a few kB; anything this large is not one, and is refused unparsed.
 MAX_CONFIG_SIZE = 16 * 1024 * 1024
 
 UNTRAINED_LORA_WARNING = "LoRA B matrices are all zero: this adapter looks untrained"
-
-# Pieces handed to hashlib and to copy_to: large enough that hashlib releases the GIL and the
-# per-call overhead vanishes, small enough that the bytes are still in cache for the next consumer.
-_CHUNK = 4 * 1024 * 1024
-# Below this size the md5 thread costs more than it saves.
-_THREAD_MIN_SIZE = 2 * 1024 * 1024
-# Elements per numpy block in the NaN/Inf check, so that its scratch buffer stays in L2.
-_NUMPY_BLOCK = 1 << 16
-
-# How to see NaN and Inf without a float type, for the dtypes numpy lacks (BF16, F8): view the
-# raw bytes as unsigned integers and clear the sign bit. Then a value is zero iff it is 0, and it
-# is non-finite iff it is >= `nonfinite`; above `inf` it is NaN, equal to `inf` it is Inf (for the
-# formats that have no Inf, `inf` is None and every non-finite value is NaN).
-# dtype -> (numpy unsigned type, magnitude mask, smallest non-finite magnitude, Inf magnitude)
-_FLOAT_BITS: dict[str, tuple[str, int, int, int | None]] = {
-    "F64": ("<u8", 0x7FFF_FFFF_FFFF_FFFF, 0x7FF0_0000_0000_0000, 0x7FF0_0000_0000_0000),
-    "F32": ("<u4", 0x7FFF_FFFF, 0x7F80_0000, 0x7F80_0000),
-    "C64": ("<u4", 0x7FFF_FFFF, 0x7F80_0000, 0x7F80_0000),  # two F32 per element
-    "F16": ("<u2", 0x7FFF, 0x7C00, 0x7C00),
-    "BF16": ("<u2", 0x7FFF, 0x7F80, 0x7F80),
-    "F8_E5M2": ("u1", 0x7F, 0x7C, 0x7C),
-    "F8_E4M3": ("u1", 0x7F, 0x7F, None),  # the "fn" variant: NaN is S.1111.111, no Inf
-    "F8_E8M0": ("u1", 0xFF, 0xFF, None),  # unsigned exponent-only scales: 0xFF is NaN
-}
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -284,52 +253,72 @@ def scan_weights(
     path: Path,
     *,
     config: dict[str, Any] | None = None,
-    copy_to: BinaryIO | None = None,
+    copy_to: BinaryIO | Sequence[BinaryIO] | None = None,
     regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
 ) -> WeightsScan:
     """Validate a safetensors file and hash it, reading its bytes once (and copying them if asked).
 
-    On error `copy_to` may have received part of the file; the caller throws that copy away.
-    `regex_timeout` bounds, in seconds, the matching of a ``target_modules`` regular expression
-    from `config` against the tensors' modules (the check is skipped with a warning past it).
+    Args:
+        path: the weights file.
+        config: the adapter's config, for warnings that depend on it (untrained LoRA, modules
+            outside target_modules); None for no warnings.
+        copy_to: streams that receive a copy of the file's bytes as they are read.
+        regex_timeout: bounds, in seconds, the matching of a ``target_modules`` regular
+            expression from `config` against the tensors' modules (the check is skipped with a
+            warning past it).
+
+    Raises:
+        InvalidAdapter: the file cannot be read, changed while it was read, or fails a check.
+        InvalidSafetensors: its header is malformed.
+        OSError: writing to `copy_to` failed. On any error `copy_to` may have received part of the
+            file; the caller throws that copy away.
     """
     path = Path(path)
+    outputs: Sequence[BinaryIO]
+    if copy_to is None:
+        outputs = ()
+    elif isinstance(copy_to, (list, tuple)):
+        outputs = copy_to
+    else:
+        outputs = (copy_to,)  # type: ignore[assignment]
     try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            header = read_header_from(stream, size, path)
-            _refuse_empty(header, path, config)
-            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        stream = open(path, "rb")  # noqa: SIM115 (closed below; errors opening it are ours)
     except OSError as exc:
         raise InvalidAdapter(path, f"cannot read the weights: {exc.strerror or exc}") from None
-    try:
-        if len(mapped) != size:
-            raise InvalidAdapter(path, "the file changed size while it was being read")
-        result = _scan_mapped(mapped, header, copy_to)
-    finally:
-        # BufferError: a traceback still holds a view of the map; it is unmapped when freed.
-        with contextlib.suppress(BufferError):
-            mapped.close()
-    sha256, md5, digests, peaks = result
+    with stream:
+        try:
+            before = os.fstat(stream.fileno())
+            prefix = read_prefix(stream, before.st_size)
+        except OSError as exc:
+            raise InvalidAdapter(path, f"cannot read the weights: {exc.strerror or exc}") from None
+        header = parse_header(prefix, before.st_size, path)
+        _refuse_empty(header, path, config)
+        result = weightscan.scan(_ReadErrors(stream, path), header, prefix, path, outputs)
+        after = os.fstat(stream.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InvalidAdapter(
+            path, "the file changed while it was being read (is something still writing it?)"
+        )
+    checks = result.tensors
 
     problems = [
         problem
         for spec in header.tensors
-        if (problem := _nonfinite_problem(spec, peaks.get(spec.name))) is not None
+        if (problem := _nonfinite_problem(spec, checks[spec.name])) is not None
     ]
     if problems:
         raise InvalidAdapter(path, _problem_listing(problems))
 
     by_name = sorted(header.tensors, key=lambda s: s.name)
     records = tuple(
-        TensorRecord(name=s.name, dtype=s.dtype, shape=s.shape, blake3=digests[s.name])
+        TensorRecord(name=s.name, dtype=s.dtype, shape=s.shape, blake3=checks[s.name].blake3)
         for s in by_name
     )
-    notes = () if config is None else tuple(_config_warnings(config, header, peaks, regex_timeout))
+    notes = () if config is None else tuple(_config_warnings(config, header, checks, regex_timeout))
     return WeightsScan(
-        size=size,
-        sha256=sha256,
-        md5=md5,
+        size=header.file_size,
+        sha256=result.sha256,
+        md5=result.md5,
         tensors=records,
         metadata=header.metadata,
         warnings=notes,
@@ -354,106 +343,23 @@ def _refuse_empty(header: Header, path: Path, config: dict[str, Any] | None = No
         raise InvalidAdapter(path, f"zero-size tensors, with no elements: {_listing(described, 5)}")
 
 
-@dataclass(slots=True)
-class _Peak:
-    """The largest magnitude bit pattern in a tensor, with NaN/Inf counts once found non-finite."""
+class _ReadErrors:
+    """A weights stream whose read errors are `InvalidAdapter` (a failed write stays an OSError)."""
 
-    magnitude: int
-    nan: int = 0
-    inf: int = 0
+    def __init__(self, stream: BinaryIO, path: Path) -> None:
+        self.stream = stream
+        self.path = path
 
-
-def _scan_mapped(
-    mapped: mmap.mmap, header: Header, copy_to: BinaryIO | None
-) -> tuple[str, str, dict[str, str], dict[str, _Peak]]:
-    """One pass in file order: file sha256 and md5, tensor BLAKE3, the float check, the copy."""
-    sha = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)
-    digests: dict[str, str] = {}
-    peaks: dict[str, _Peak] = {}
-    with memoryview(mapped) as view:
-        # hashlib drops the GIL while it hashes a large buffer, so md5 (the slowest of the four
-        # passes) runs in a second thread alongside sha256, BLAKE3 and numpy in this one: on two
-        # cores 73 MB scans in ~100 ms instead of ~175 ms.
-        pool = None
-        md5_done: Future[None] | None = None
-        stop = threading.Event()
-        if len(view) >= _THREAD_MIN_SIZE:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adaptergit-md5")
-            md5_done = pool.submit(_hash_chunks, md5, view, stop)
+    def readinto(self, buffer: memoryview, /) -> int | None:
         try:
-            pieces: list[tuple[TensorSpec | None, int, int]] = [(None, 0, header.data_start)]
-            pieces.extend((spec, spec.start, spec.end) for spec in header.tensors)
-            for spec, start, end in pieces:
-                with view[start:end] as piece:
-                    for offset in range(0, len(piece), _CHUNK):
-                        with piece[offset : offset + _CHUNK] as chunk:
-                            sha.update(chunk)
-                            if md5_done is None:
-                                md5.update(chunk)
-                            if copy_to is not None:
-                                _write_all(copy_to, chunk)
-                    if spec is not None:
-                        digests[spec.name] = blake3.blake3(piece).hexdigest()
-                        if spec.dtype in _FLOAT_BITS:
-                            peaks[spec.name] = _float_peak(piece, spec.dtype)
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        if md5_done is not None:
-            md5_done.result()  # re-raises whatever went wrong in the thread
-    return sha.hexdigest(), md5.hexdigest(), digests, peaks
+            return self.stream.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise InvalidAdapter(self.path, f"cannot read the weights: {reason}") from None
 
 
-def _hash_chunks(hasher: Any, view: memoryview, stop: threading.Event) -> None:
-    for start in range(0, len(view), _CHUNK):
-        if stop.is_set():
-            return
-        with view[start : start + _CHUNK] as chunk:
-            hasher.update(chunk)
-
-
-def _write_all(out: BinaryIO, data: memoryview) -> None:
-    written = out.write(data)
-    # A raw (unbuffered) stream may take less than it was given.
-    while written is not None and written < len(data):
-        with data[written:] as rest:
-            more = out.write(rest)
-        written += more or 0
-
-
-def _float_peak(piece: memoryview, dtype: str) -> _Peak:
-    """Largest magnitude bit pattern, scanned blockwise over an integer view of the raw bytes."""
-    import numpy as np
-
-    int_type, mask, nonfinite, inf = _FLOAT_BITS[dtype]
-    values = np.frombuffer(piece, dtype=int_type)
-    scratch = np.empty(min(values.size, _NUMPY_BLOCK), dtype=values.dtype)
-    peak = 0
-    for start in range(0, values.size, _NUMPY_BLOCK):
-        block = values[start : start + _NUMPY_BLOCK]
-        out = scratch[: block.size]
-        np.bitwise_and(block, mask, out=out)
-        peak = max(peak, int(out.max()))
-    result = _Peak(magnitude=peak)
-    if peak >= nonfinite:  # the error path: count what is wrong, speed no longer matters
-        magnitudes = values & values.dtype.type(mask)
-        if inf is None:
-            result.nan = int(np.count_nonzero(magnitudes >= nonfinite))
-        else:
-            result.nan = int(np.count_nonzero(magnitudes > inf))
-            result.inf = int(np.count_nonzero(magnitudes == inf))
-    del values, scratch
-    return result
-
-
-def _nonfinite_problem(spec: TensorSpec, peak: _Peak | None) -> str | None:
-    if peak is None or not (peak.nan or peak.inf):
+def _nonfinite_problem(spec: TensorSpec, peak: TensorCheck) -> str | None:
+    if not (peak.nan or peak.inf):
         return None
     found = " and ".join(
         f"{kind} ({_plural(count, 'value')})"
@@ -480,7 +386,7 @@ def _listing(items: list[str], limit: int) -> str:
 def _config_warnings(
     config: dict[str, Any],
     header: Header,
-    peaks: dict[str, _Peak],
+    peaks: dict[str, TensorCheck],
     regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
 ) -> Iterator[str]:
     peft_type = config.get("peft_type")
@@ -489,7 +395,7 @@ def _config_warnings(
         b_tensors = [
             s for s in header.tensors if (k := peftkeys.parse_key(s.name)) and k.lora_side == "B"
         ]
-        if b_tensors and all(s.name in peaks and peaks[s.name].magnitude == 0 for s in b_tensors):
+        if b_tensors and all(peaks[s.name].zero for s in b_tensors):
             yield UNTRAINED_LORA_WARNING
     layer_prefix = peftkeys.layer_prefix(peft_type)
     if layer_prefix is not None:

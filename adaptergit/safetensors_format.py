@@ -223,13 +223,19 @@ def _tensor_spec(name: str, entry: Any, data_start: int, buffer_len: int, bad: A
 
 def read_header_from(stream: BinaryIO, file_size: int, path: Path | str) -> Header:
     """Read and validate the header from an open binary stream positioned at byte 0."""
+    return parse_header(read_prefix(stream, file_size), file_size, path)
+
+
+def read_prefix(stream: BinaryIO, file_size: int) -> bytes:
+    """The bytes `parse_header` needs, read from a stream at byte 0: the 8-byte length and the
+    JSON header (only the length when it is out of bounds; `parse_header` then says why)."""
     head = stream.read(8)
     if len(head) < 8:
-        return parse_header(head, file_size, path)
+        return head
     (n,) = struct.unpack("<Q", head)
     if n > MAX_HEADER_SIZE or 8 + n > file_size:
-        return parse_header(head, file_size, path)
-    return parse_header(head + stream.read(n), file_size, path)
+        return head
+    return head + stream.read(n)
 
 
 def read_header(path: Path | str) -> Header:

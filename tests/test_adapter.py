@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from adaptergit import adapter
+from adaptergit import weightscan
 from adaptergit.adapter import (
     UNTRAINED_LORA_WARNING,
     WeightsScan,
@@ -285,7 +285,7 @@ def test_scan_copies_and_hashes_a_multi_chunk_file(tmp_path: Path) -> None:
     }
     path = write_weights(tmp_path / "w.safetensors", tensors)
     blob = path.read_bytes()
-    assert len(blob) > adapter._THREAD_MIN_SIZE + adapter._CHUNK
+    assert len(blob) > weightscan.THREAD_MIN_SIZE + weightscan.BLOCK_SIZE
     with open(tmp_path / "copy", "wb", buffering=0) as raw_out:  # unbuffered: partial writes
         scan = scan_weights(path, copy_to=raw_out)
     assert (tmp_path / "copy").read_bytes() == blob
