@@ -13,7 +13,7 @@ import contextlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,9 +29,12 @@ from adaptergit.errors import (
 )
 from adaptergit.fsutil import (
     WRITE_ERRNOS,
+    clone,
+    clone_file,
     copy_file,
     crash_point,
     fsync_dir,
+    link_file,
     read_file,
     safe_path,
 )
@@ -39,6 +42,9 @@ from adaptergit.hashcache import Progress, md5_sha256_of
 
 DVC_DIR = ".dvc"
 CACHE_MODE = 0o444
+# DVC's cache.type values (dvc/config_schema.py), and its default.
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_LINK_TYPES = ("reflink", "copy")
 # A DVC config or a .dvc pointer file larger than this is not one.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_POINTER_BYTES = 64 * 1024
@@ -349,11 +355,18 @@ class DvcRepo:
                 os.chmod(folder, SHARED_DIR_MODE)
 
     @contextlib.contextmanager
-    def new_cache_object(self) -> Iterator[NewObject]:
+    def new_cache_object(self, workspace: Path | None = None) -> Iterator[NewObject]:
         """A temporary file in the cache to stream weights into; `commit(md5)` files it.
 
         The temporary is journaled first (`adaptergit.txn.OwnedTemps`): if this process is
         killed, the next command removes it, and nothing else in a shared cache is touched.
+
+        Args:
+            workspace: a folder on the work tree's filesystem. When `NewObject.place` will have
+                to copy the object (`cache.type` allows no reflink or safe link there), the
+                work-tree copy is written alongside, from the same bytes, into a temporary file
+                in this folder (journaled too; see `NewObject.streams`), rather than read back
+                from the cache afterwards.
         """
         base = self.cache_dir / "files" / "md5"
         with txn.owned_temps(self.journal_dir()) as temps:
@@ -365,9 +378,32 @@ class DvcRepo:
                 raise FileSystemError(base, exc) from None
             obj = NewObject(self, tmp, os.fdopen(fd, "wb"))
             try:
+                if workspace is not None:
+                    obj.copy_alongside(temps.add(workspace / temps.name("copy-")))
                 yield obj
             finally:
                 obj.discard()
+
+    def present(self, md5s: Iterable[str]) -> set[str]:
+        """Which of these objects the cache holds (`in_cache` of many)."""
+        base = os.path.join(self.cache_dir, "files", "md5")
+        return {m for m in md5s if os.path.isfile(os.path.join(base, m[:2], m[2:]))}
+
+    def _will_copy(self, obj: Path, workspace: Path, probe_fd: int) -> bool:
+        """Whether `place` of the new object `obj` into `workspace` will end in a copy: no link
+        type before ``copy`` in `link_types` works there (probed while both files are empty)."""
+        for kind in self.link_types():
+            if kind == "copy":
+                return True
+            if kind == "reflink":
+                with open(obj, "rb") as source:
+                    if clone(source.fileno(), probe_fd):
+                        return False
+            elif not writable_by_us(obj) and (
+                kind == "symlink" or os.stat(obj).st_dev == os.stat(workspace).st_dev
+            ):
+                return False
+        return True
 
     def drop(self, md5: str) -> None:
         """Delete a cache object that a remote is known to hold (``keep_last``)."""
@@ -396,9 +432,42 @@ class DvcRepo:
                 continue
         return None
 
-    def place(self, md5: str, dst: Path, *, tmp_name: str | None = None) -> None:
-        """Copy a cache object to `dst` (what ``dvc checkout`` does with the default copy link)."""
-        copy_file(self.cache_path(md5), dst, tmp_name=tmp_name)
+    def link_types(self) -> tuple[str, ...]:
+        """DVC's ``cache.type``: how a work-tree file is made from a cache object, in order of
+        preference, from ``reflink``, ``hardlink``, ``symlink``, ``copy`` (default: reflink,copy)."""
+        configured = self.config().get("cache", {}).get("type", "")
+        types = tuple(t.strip() for t in configured.split(",") if t.strip() in LINK_TYPES)
+        return types or DEFAULT_LINK_TYPES
+
+    def place(self, md5: str, dst: Path, *, tmp_name: str | None = None) -> str:
+        """Make `dst` the work-tree file of a cache object, as ``dvc checkout`` does.
+
+        The link types of `link_types` are tried in order. A hard or symbolic link is made only
+        when the cache object is read-only to this user: the work-tree file must never be a
+        writable alias of a cache object, since writing it in place (as a trainer re-saving the
+        folder does) would damage every version sharing that object. Root may write any file, so
+        for root those fall through to the next type. When nothing else works, a copy.
+
+        Args:
+            md5: the cache object.
+            dst: the work-tree file to make (replaced atomically).
+            tmp_name: the name of the temporary file in `dst`'s folder (a journal knows it).
+
+        Returns:
+            The kind made: "reflink", "hardlink", "symlink" or "copy".
+        """
+        src = self.cache_path(md5)
+        for kind in self.link_types():
+            if kind == "copy":
+                break
+            if kind == "reflink":
+                if clone_file(src, dst, tmp_name=tmp_name):
+                    return kind
+            elif not writable_by_us(src) and link_file(
+                src, dst, symbolic=kind == "symlink", tmp_name=tmp_name
+            ):
+                return kind
+        return copy_file(src, dst, tmp_name=tmp_name)
 
     @staticmethod
     def gitignore_entry(filename: str) -> str:
@@ -452,6 +521,12 @@ class DvcRepo:
         return {e["md5"] for e in listing if isinstance(e, dict) and isinstance(e.get("md5"), str)}
 
 
+def writable_by_us(path: Path) -> bool:
+    """Whether this process may write `path` (always, for root): then a link to it would be a
+    writable alias of a cache object."""
+    return os.access(path, os.W_OK)
+
+
 def _resolve(value: str, base: Path) -> str:
     """A directory named in a DVC config: ``~`` expanded, relative to the config's folder."""
     path = Path(os.path.expanduser(value))
@@ -474,13 +549,42 @@ def md5s_in(text: str) -> set[str]:
 
 
 class NewObject:
-    """A cache object being written; it becomes visible only once its md5 is known."""
+    """A cache object being written; it becomes visible only once its md5 is known.
+
+    With `copy_alongside`, a copy for the work tree is written from the same bytes (`streams`),
+    and `place` moves it into the work tree instead of copying the cache object.
+    """
 
     def __init__(self, repo: DvcRepo, tmp: Path, stream: BinaryIO) -> None:
         self.repo = repo
         self.tmp = tmp
         self.stream = stream
         self.committed = False
+        self.md5: str | None = None
+        self.copy_tmp: Path | None = None
+        self.copy_stream: BinaryIO | None = None
+
+    @property
+    def streams(self) -> list[BinaryIO]:
+        """Where the weights' bytes go: the cache object, and the work-tree copy if any."""
+        return [self.stream] + ([self.copy_stream] if self.copy_stream is not None else [])
+
+    def copy_alongside(self, path: Path) -> None:
+        """Start a work-tree copy at `path` (a journaled temporary name in a folder on the work
+        tree's filesystem) if `place` would otherwise have to copy the object."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise FileSystemError(path.parent, exc) from None
+        stream = os.fdopen(fd, "wb")
+        # The object's mode from the start, so that the probe asks what an alias would allow.
+        os.chmod(self.tmp, CACHE_MODE)
+        if self.repo._will_copy(self.tmp, path.parent, fd):
+            self.copy_tmp, self.copy_stream = path, stream
+            return
+        stream.close()
+        os.unlink(path)
 
     def commit(self, md5: str) -> Path:
         dst = self.repo.cache_path(md5)
@@ -488,6 +592,10 @@ class NewObject:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
+            if self.copy_stream is not None:
+                self.copy_stream.flush()
+                os.fsync(self.copy_stream.fileno())
+                self.copy_stream.close()
             self.repo.make_cache_dirs(dst.parent)
             # Replace even an existing object: ours was just verified, and a damaged one gets
             # repaired.
@@ -499,15 +607,41 @@ class NewObject:
             raise
         fsync_dir(dst.parent)
         self.committed = True
+        self.md5 = md5
         return dst
 
+    def place(self, dst: Path, *, tmp_name: str | None = None) -> str:
+        """Make `dst` the work-tree file of the committed object (see `DvcRepo.place`): the copy
+        written alongside when there is one, moved into place.
+
+        Returns:
+            The kind made: "reflink", "hardlink", "symlink" or "copy".
+        """
+        assert self.md5 is not None, "commit the object first"
+        if self.copy_tmp is not None:
+            copy, self.copy_tmp = self.copy_tmp, None
+            try:
+                os.chmod(copy, 0o644)
+                os.replace(copy, dst)
+            except OSError:  # another filesystem after all
+                with contextlib.suppress(OSError):
+                    copy.unlink()
+            else:
+                fsync_dir(dst.parent)
+                return "copy"
+        return self.repo.place(self.md5, dst, tmp_name=tmp_name)
+
     def discard(self) -> None:
-        if not self.stream.closed:
-            with contextlib.suppress(OSError):  # flushing may fail again (disk full)
-                self.stream.close()
+        for stream in self.streams:
+            if not stream.closed:
+                with contextlib.suppress(OSError):  # flushing may fail again (disk full)
+                    stream.close()
         if not self.committed:
             with contextlib.suppress(FileNotFoundError):
                 self.tmp.unlink()
+        if self.copy_tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.copy_tmp.unlink()
 
 
 # --- remotes --------------------------------------------------------------------------------

@@ -235,29 +235,79 @@ def atomic_write(
             view = view[written:]
 
 
-def copy_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None = None) -> None:
-    """Copy src to dst atomically, letting the kernel move the bytes (reflink, else sendfile).
+def copy_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None = None) -> str:
+    """Copy src to dst atomically, letting the kernel move the bytes.
 
-    `src` must be a regular file (a FIFO or a symlink is refused, see `open_regular`).
+    A reflink (the new file shares the source's blocks until either is written: btrfs, XFS) when
+    the filesystem can, else an ordinary copy (`shutil.copyfile`: sendfile on Linux, fcopyfile on
+    macOS, where file-to-file sendfile does not exist). Either way `dst` is a file of its own with
+    `mode`. `src` must be a regular file (a FIFO or a symlink is refused, see `open_regular`);
+    `tmp_name` as for `atomic_output`.
+
+    Returns:
+        "reflink" or "copy": how the bytes got there.
     """
-    with open_regular(src) as fin, atomic_output(dst, mode, tmp_name=tmp_name) as (_tmp, fd):
-        try:
-            fcntl.ioctl(fd, _FICLONE, fin.fileno())
-        except OSError:
-            _sendfile(fin.fileno(), fd)
+    with open_regular(src) as fin, atomic_output(dst, mode, tmp_name=tmp_name) as (tmp, fd):
+        if clone(fin.fileno(), fd):
+            return "reflink"
+        import shutil  # not on the hooks' start-up path
+
+        shutil.copyfile(src, tmp)
+    return "copy"
+
+
+def clone_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None = None) -> bool:
+    """Reflink src to dst atomically; False (and nothing written) where the filesystem cannot."""
+    try:
+        with open_regular(src) as fin, atomic_output(dst, mode, tmp_name=tmp_name) as (_tmp, fd):
+            if not clone(fin.fileno(), fd):
+                raise _NoClone
+    except _NoClone:
+        return False
+    return True
+
+
+class _NoClone(Exception):
+    """Unwinds `atomic_output` (deleting its temporary file) when a reflink is not possible."""
+
+
+def link_file(src: Path, dst: Path, *, symbolic: bool = False, tmp_name: str | None = None) -> bool:
+    """Replace dst with a hard link (or a symbolic link to the absolute path) of src, atomically.
+
+    `tmp_name` names the link made first in `dst`'s folder (a journal knows it).
+
+    Returns:
+        False, with dst untouched, when the link cannot be made (another filesystem, no link
+        support, a permission).
+    """
+    tmp = dst.parent / (tmp_name or f".{dst.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by this same journal before a kill
+        if symbolic:
+            os.symlink(os.path.abspath(src), tmp)
+        else:
+            os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    fsync_dir(dst.parent)
+    return True
+
+
+def clone(src_fd: int, dst_fd: int) -> bool:
+    """Reflink: make dst_fd's file share src_fd's blocks (Linux FICLONE; both files open, the
+    source for reading). False where the filesystem or the platform cannot."""
+    try:
+        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+    except OSError:
+        return False
+    return True
 
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, XFS); fails elsewhere
-
-
-def _sendfile(src_fd: int, dst_fd: int) -> None:
-    size = os.fstat(src_fd).st_size
-    offset = 0
-    while offset < size:
-        sent = os.sendfile(dst_fd, src_fd, offset, size - offset)
-        if sent == 0:
-            raise OSError(errno.EIO, "short copy")
-        offset += sent
 
 
 class RepoLock:

@@ -293,10 +293,8 @@ def commit_folders(
             crash_point("commit.object")
             for filename, data in p.files.items():
                 journal.write(filename, data)
-            registry.dvc.place(
-                p.manifest.weights.md5,
-                journal.target / WEIGHTS_FILE,
-                tmp_name=journal.tmp_name(WEIGHTS_FILE),
+            p.new_object.place(
+                journal.target / WEIGHTS_FILE, tmp_name=journal.tmp_name(WEIGHTS_FILE)
             )
             crash_point("commit.placed")
         root_journal.write(DVC_YAML, new_dvc_yaml)
@@ -414,12 +412,14 @@ def _stream_weights(
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=registry.state_dir)))
             path = tmp / WEIGHTS_FILE
             convert_pickle(source.weights_path, path, limits)
-        new_object = stack.enter_context(registry.dvc.new_cache_object())
+        # The work-tree copy, if one is needed, is written from the same read (the state
+        # directory is on the work tree's filesystem; `NewObject.place` moves it in).
+        new_object = stack.enter_context(registry.dvc.new_cache_object(registry.state_dir))
         try:
             scan = scan_weights(
                 path,
                 config=source.config,
-                copy_to=new_object.stream,
+                copy_to=new_object.streams,
                 regex_timeout=limits.regex_timeout,
             )
         except OSError as exc:

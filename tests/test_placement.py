@@ -1,0 +1,158 @@
+"""How a commit puts the weights into the DVC cache and the work tree: DVC's ``cache.type`` link
+types, never a writable alias of a cache object, and copies that survive a killed commit."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from adaptergit import Repo
+from adaptergit.fsutil import copy_file
+from adaptergit.txn import TEMP_MARK
+
+from .conftest import MakeAdapter
+
+WEIGHTS = "adapter_model.safetensors"
+
+
+def set_cache_type(repo: Repo, value: str) -> None:
+    with open(repo.root / ".dvc" / "config", "a") as config:
+        config.write(f"[cache]\n    type = {value}\n")
+
+
+def work_tree_and_object(repo: Repo, name: str) -> tuple[Path, Path]:
+    version = repo.resolve(name)
+    return repo.root / "adapters" / name / WEIGHTS, repo.dvc.cache_path(version.weights.md5)
+
+
+def assert_not_a_writable_alias(weights: Path, obj: Path) -> None:
+    """The work-tree file is its own file, or an alias this user cannot write through."""
+    if weights.is_symlink() or os.stat(weights).st_ino == os.stat(obj).st_ino:
+        assert os.path.samefile(weights, obj)
+        assert not os.access(weights, os.W_OK)
+    else:
+        assert os.stat(weights).st_mode & stat.S_IWUSR
+
+
+def test_default_cache_type_gives_an_independent_copy(
+    registry: Repo, make_adapter, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    src = make_adapter()
+    registry.commit(src, name="bot")
+    weights, obj = work_tree_and_object(registry, "bot")
+    assert registry.dvc.link_types() == ("reflink", "copy")
+    assert weights.read_bytes() == obj.read_bytes() == (src / WEIGHTS).read_bytes()
+    assert not weights.is_symlink()
+    assert os.stat(weights).st_ino != os.stat(obj).st_ino
+    assert stat.S_IMODE(os.stat(weights).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(obj).st_mode) == 0o444
+    # Writing the work-tree file in place (a trainer saving into the folder) spares the cache.
+    with open(weights, "r+b") as f:
+        f.write(b"\0" * 16)
+    assert obj.read_bytes() == (src / WEIGHTS).read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["hardlink", "symlink", "hardlink,symlink,copy", "symlink,copy"])
+def test_links_are_never_writable_aliases(registry: Repo, make_adapter, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """As DVC's cache.type asks, but a link only where this user cannot write the object (root
+    can write anything: root gets a copy)."""
+    set_cache_type(registry, kind)
+    src = make_adapter()
+    registry.commit(src, name="bot")
+    weights, obj = work_tree_and_object(registry, "bot")
+    assert weights.read_bytes() == (src / WEIGHTS).read_bytes()
+    assert_not_a_writable_alias(weights, obj)
+    if os.geteuid() != 0 and kind.startswith("hardlink"):
+        assert os.stat(weights).st_ino == os.stat(obj).st_ino
+    problems = registry.verify("bot")
+    assert problems == []
+
+
+def test_place_follows_link_types_in_order(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+    set_cache_type(registry, "reflink,hardlink,copy")
+    assert registry.dvc.link_types() == ("reflink", "hardlink", "copy")
+    registry.commit(make_adapter(), name="bot")
+    weights, obj = work_tree_and_object(registry, "bot")
+    kind = registry.dvc.place(registry.resolve("bot").weights.md5, weights)
+    assert kind in ("reflink", "hardlink", "copy")
+    assert kind != "hardlink" or os.geteuid() != 0
+    assert_not_a_writable_alias(weights, obj)
+
+
+def test_copy_file_falls_back_to_an_ordinary_copy(tmp_path: Path) -> None:
+    """Without reflinks (ext4, tmpfs) a plain copy: no file-to-file sendfile, which macOS lacks."""
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 << 20) + b"end")
+    dst = tmp_path / "sub" / "dst.bin"
+    kind = copy_file(src, dst)
+    assert kind in ("reflink", "copy")
+    assert dst.read_bytes() == src.read_bytes()
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o644
+    assert not [p for p in dst.parent.iterdir() if p.name != "dst.bin"]
+
+
+def test_work_tree_copy_written_in_the_same_read(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+    """With the default cache.type on a filesystem without reflinks the work-tree copy is
+    streamed next to the cache object, then moved in: no temporary file stays behind."""
+    src = make_adapter()
+    registry.commit(src, name="bot")
+    state = registry.registry.state_dir
+    assert not list(state.glob(f"{TEMP_MARK}*"))
+    assert not [
+        p for p in (registry.root / "adapters" / "bot").iterdir() if p.name.startswith(".a")
+    ]
+    weights, _obj = work_tree_and_object(registry, "bot")
+    assert weights.read_bytes() == (src / WEIGHTS).read_bytes()
+
+
+def test_a_killed_commits_work_tree_copy_is_removed(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
+    """A commit killed while it streams leaves its work-tree copy in adaptergit's state
+    directory; it was journaled first, so the next command removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    src = make_adapter()
+    script = (
+        "import os, signal, sys\n"
+        "from adaptergit import Repo, dvcrepo\n"
+        "real = dvcrepo.NewObject.commit\n"
+        "def killed(self, md5):\n"
+        "    assert self.copy_tmp is not None and self.copy_tmp.exists()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "dvcrepo.NewObject.commit = killed\n"
+        "Repo(sys.argv[1]).commit(sys.argv[2], name='bot')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(registry.root), str(src)])
+    assert proc.returncode == -signal.SIGKILL
+    state = registry.registry.state_dir
+    assert list(state.glob(f"{TEMP_MARK}*"))  # the copy the killed commit was writing
+    registry.commit(src, name="bot")
+    assert not list(state.glob(f"{TEMP_MARK}*"))
+    assert not [p for p in registry.dvc.cache_dir.rglob("*") if p.name.startswith(TEMP_MARK)]
+
+
+@pytest.mark.parametrize("kind", ["hardlink", "symlink"])
+def test_links_for_a_user_who_cannot_write_the_cache(
+    registry: Repo, make_adapter, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:  # type: ignore[no-untyped-def]
+    """What a user other than root gets: the link itself, to the read-only object."""
+    from adaptergit import dvcrepo
+
+    monkeypatch.setattr(dvcrepo, "writable_by_us", lambda path: False)
+    set_cache_type(registry, kind)
+    src = make_adapter()
+    registry.commit(src, name="bot")
+    weights, obj = work_tree_and_object(registry, "bot")
+    assert os.path.samefile(weights, obj)
+    assert weights.is_symlink() == (kind == "symlink")
+    assert stat.S_IMODE(os.stat(weights).st_mode) == 0o444
+    assert weights.read_bytes() == (src / WEIGHTS).read_bytes()
+    assert not list(registry.registry.state_dir.glob(f"{TEMP_MARK}*"))
+    assert registry.verify("bot") == []
+    assert registry.status().clean or registry.status().dirty == ()
