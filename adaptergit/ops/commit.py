@@ -9,7 +9,10 @@ or a kill at any point leaves the repository as it was.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import re
+import sys
 import tempfile
 import time
 import warnings
@@ -470,23 +473,63 @@ def _gitignore(registry: Registry, name: str) -> bytes:
 
 def _tool_versions(converted: bool) -> dict[str, str]:
     """Versions of adaptergit, Python and the libraries that shaped this version's files."""
-    from importlib import metadata
-
-    def version_of(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    tools = {
-        "adaptergit": version_of("adaptergit") or "unknown",
-        "python": platform.python_version(),
-    }
-    for dist in ("peft", "safetensors", "transformers") + (("torch",) if converted else ()):
-        found = version_of(dist)
-        if found is not None:
-            tools[dist] = found
+    dists = ("adaptergit", "peft", "safetensors", "transformers") + (
+        ("torch",) if converted else ()
+    )
+    found = _installed_versions(dists)
+    tools = {"adaptergit": found.get("adaptergit", "unknown"), "python": platform.python_version()}
+    tools.update((dist, found[dist]) for dist in dists[1:] if dist in found)
     return tools
 
 
+def _installed_versions(dists: Sequence[str]) -> dict[str, str]:
+    """The installed version of each of `dists` that is installed, by distribution name.
+
+    Read from the ``NAME-VERSION.dist-info`` folder names on ``sys.path``, first match winning, as
+    ``importlib.metadata.version`` finds them; only what that leaves unknown (an egg, a zip) is
+    asked of importlib.metadata, whose import alone costs as much as the rest of a small commit.
+    """
+    key = {_dist_key(d): d for d in dists}
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            stem, dot, suffix = folder.rpartition(".")
+            if suffix != "dist-info" or not dot:
+                continue
+            name, dash, version = stem.partition("-")
+            dist = key.get(_dist_key(name))
+            if dash and version and dist is not None and dist not in found:
+                found[dist] = version
+        if len(found) == len(key):
+            return found
+    missing = [d for d in dists if d not in found]
+    if any(_looks_installed(d) for d in missing):
+        from importlib import metadata
+
+        for dist in missing:
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                found[dist] = metadata.version(dist)
+    return found
+
+
+def _dist_key(name: str) -> str:
+    """A distribution name normalized as in dist-info folder names (PEP 503, ``_`` for runs)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _looks_installed(dist: str) -> bool:
+    """Whether a module of that name can be imported (found without importing it)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(_dist_key(dist)) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+__all__ = ["BUMPS", "commit", "commit_folders"]
 __all__ = ["BUMPS", "check_can_number", "commit", "commit_folders"]
