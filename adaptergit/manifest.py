@@ -44,6 +44,17 @@ class NewerSchema(InvalidManifest):
         )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record's field names (`dataclasses.fields` is slow enough to matter in ``log``)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
     """`dataclasses.asdict` factory: tuples become JSON lists."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
@@ -127,6 +138,22 @@ class TensorRecord:
         """Build a record from its manifest entry; errors name the key as ``<tensor>.<field>``
         (after `prefix`: ``tensors.`` within a manifest)."""
 
+        # The common case, a well-formed entry, checked in one expression: `log` reads every
+        # tensor of every version. Anything else takes the path below, which names the fault.
+        if (
+            type(data) is dict
+            and len(data) == 3
+            and type(dtype := data.get("dtype")) is str
+            and dtype in DTYPE_SIZES
+            and type(shape := data.get("shape")) is list
+            and all(type(d) is int and d >= 0 for d in shape)
+            and type(digest := data.get("blake3")) is str
+            and _HEX64.fullmatch(digest)
+            and type(name) is str
+            and name
+        ):
+            return cls(name=name, dtype=dtype, shape=tuple(shape), blake3=digest)
+
         def bad(reason: str, key: str) -> InvalidManifest:
             return InvalidManifest(reason, key=f"{prefix}{key}", source=source)
 
@@ -186,7 +213,7 @@ class BaseFingerprint:
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> BaseFingerprint:
         """Validate a dict written by `to_dict`; errors name the offending key."""
-        names = tuple(f.name for f in dataclasses.fields(cls))
+        names = _field_names(cls)
         fields = _Fields(data, source, prefix)
         fields.only(names)
         for key in names:
@@ -240,7 +267,7 @@ class WeightsInfo:
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> WeightsInfo:
         fields = _Fields(data, source, prefix)
-        fields.only(tuple(f.name for f in dataclasses.fields(cls)))
+        fields.only(_field_names(cls))
         file = fields.get("file", str)
         if not file or "/" in file or "\\" in file or file in (".", ".."):
             raise fields.error("file", "expected a plain file name")
@@ -282,7 +309,8 @@ class Manifest:
     tool: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self, dict_factory=_json_dict)
+        # The tensors are keyed by name in the file; asdict would copy them first as a list.
+        data = dataclasses.asdict(dataclasses.replace(self, tensors=()), dict_factory=_json_dict)
         data["tensors"] = {t.name: t.to_dict() for t in self.tensors}
         return data
 
@@ -304,7 +332,7 @@ class Manifest:
             raise NewerSchema(schema, source)
         if schema < 1:
             raise fields.error("schema_version", f"unknown schema version {schema}")
-        fields.only(tuple(f.name for f in dataclasses.fields(cls)))
+        fields.only(_field_names(cls))
         name = fields.get("name", str)
         version = fields.get("version", str)
         try:

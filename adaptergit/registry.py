@@ -167,12 +167,12 @@ class Registry:
         every command.
         """
         files = [MANIFEST_FILE, METRICS_FILE, *([CONFIG_FILE] if with_config else [])]
-        blobs = self.git.read_blobs(
+        blobs = self.git.iter_blobs(
             [f"{r.commit}:{adapter_path(r.name, f)}" for r in registrations for f in files]
         )
         found = []
-        for i, reg in enumerate(registrations):
-            raw = dict(zip(files, blobs[i * len(files) : (i + 1) * len(files)], strict=True))
+        for reg in registrations:
+            raw = {f: next(blobs) for f in files}
             if raw[MANIFEST_FILE] is None:
                 continue  # registered with GTO outside adaptergit: see `unmanaged`
             try:

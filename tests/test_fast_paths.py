@@ -1,0 +1,138 @@
+"""The shortcuts taken for speed give exactly what the long ways do, and commit stays lean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adaptergit import Repo, strictjson
+from adaptergit.errors import InvalidManifest
+from adaptergit.manifest import TensorRecord
+
+
+def test_iter_blobs_yields_what_read_blobs_returns(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+    registry.commit(make_adapter(seed=1), name="a")
+    registry.commit(make_adapter(seed=2), name="a")
+    head = registry.git.head()
+    names = [
+        f"{head}:adapters/a/manifest.json",
+        f"{head}:adapters/a/missing.json",
+        f"{head}:adapters/a",  # a tree: None
+        "a@v0.0.1:adapters/a/manifest.json",
+        f"{head}:dvc.yaml",
+        "no-such-rev:x",
+    ] * 50
+    assert list(registry.git.iter_blobs(names)) == registry.git.read_blobs(names)
+    assert list(registry.git.iter_blobs([])) == []
+
+
+def test_iter_blobs_stops_git_when_the_reader_stops(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+    registry.commit(make_adapter(), name="a")
+    names = [f"{registry.git.head()}:adapters/a/manifest.json"] * 5000
+    stream = registry.git.iter_blobs(names)
+    assert next(stream) is not None
+    stream.close()  # the git process is ended and waited for; nothing hangs
+
+
+RECORD = {"dtype": "F32", "shape": [4, 8], "blake3": "ab" * 32}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entry=st.one_of(
+        st.just(RECORD),
+        st.dictionaries(
+            st.sampled_from(["dtype", "shape", "blake3", "other"]),
+            st.one_of(
+                st.sampled_from(["F32", "BF16", "Q4", "ab" * 32, "AB" * 32, "ab" * 31]),
+                st.lists(st.one_of(st.integers(-2, 5), st.booleans(), st.floats(0, 2)), max_size=3),
+                st.none(),
+                st.booleans(),
+            ),
+        ),
+    ),
+    name=st.sampled_from(["w", "", "layers.0.lora_A.weight"]),
+)
+def test_tensor_record_fast_path_agrees_with_the_checks(entry: object, name: str) -> None:
+    """The one-expression acceptance of a well-formed entry accepts exactly what the field by
+    field checks accept, and builds the same record."""
+    from adaptergit import manifest
+
+    fast: object
+    try:
+        fast = TensorRecord.from_dict(name, entry)
+    except InvalidManifest as exc:
+        fast = type(exc)
+    # The slow path alone: an entry the fast path cannot take (a copy with an extra key)
+    # goes through the checks; they must agree on `entry`.
+    slow: object
+    try:
+        slow = manifest.TensorRecord.from_dict(
+            name, _SlowDict(entry) if isinstance(entry, dict) else entry
+        )
+    except InvalidManifest as exc:
+        slow = type(exc)
+    assert fast == slow
+
+
+class _SlowDict(dict):  # type: ignore[type-arg]
+    """A dict subclass: `type(data) is dict` fails, so from_dict takes the checking path."""
+
+
+def test_duplicate_keys_are_still_named() -> None:
+    with pytest.raises(strictjson.JsonError) as caught:
+        strictjson.loads(b'{"a": 1, "b": {"c": 1, "c": 2}}', "x")
+    assert caught.value.key == "c"
+    assert strictjson.loads(b'{"a": {"b": [1, {"c": 2}]}}', "x") == {"a": {"b": [1, {"c": 2}]}}
+
+
+def test_tool_versions_are_importlib_metadatas() -> None:
+    from importlib import metadata
+
+    from adaptergit.ops.commit import _tool_versions
+
+    tools = _tool_versions(converted=True)
+    for dist in ("adaptergit", "peft", "safetensors", "transformers", "torch"):
+        assert tools[dist] == metadata.version(dist)
+    assert list(tools)[:2] == ["adaptergit", "python"]
+
+
+_COMMIT_PROBE = """
+import json, sys
+from adaptergit import Repo
+with Repo(sys.argv[1]) as repo:
+    repo.commit(sys.argv[2], name="bot")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_folder_commit_imports_only_what_it_uses(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+    """No numpy (the NaN check reads bytes), no importlib.metadata, no DVC, GitPython, torch,
+    configobj (no cache section in .dvc/config) or thread pool."""
+    src = make_adapter()
+    out = subprocess.run(
+        [sys.executable, "-c", _COMMIT_PROBE, str(registry.root), str(src)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loaded = set(json.loads(out))
+    unwanted = {
+        "numpy",
+        "importlib.metadata",
+        "dvc",
+        "git",
+        "torch",
+        "configobj",
+        "concurrent.futures",
+        "safetensors",
+    }
+    assert not unwanted & loaded, sorted(unwanted & loaded)
+    assert registry.resolve("bot").version == "v0.0.1"
+    assert Path(registry.root / "adapters" / "bot" / "adapter_model.safetensors").is_file()
