@@ -944,7 +944,8 @@ class DvcRemotes:
         base = self.local_path(remote)
         if base is None:
             return self.missing(md5s, remote)
-        return {m for m in set(md5s) if not (base / "files" / "md5" / m[:2] / m[2:]).is_file()}
+        objects = os.path.join(base, "files", "md5")
+        return {m for m in set(md5s) if not os.path.isfile(os.path.join(objects, m[:2], m[2:]))}
 
     def remove(self, md5s: Any, remote: str) -> set[str]:
         """Delete these objects from the remote through DVC's object database (as ``dvc gc -c``)."""

@@ -536,16 +536,20 @@ class GitRepo:
                 entries[Path(name).name] = oid
         return entries
 
-    def hash_files(self, paths: Sequence[Path]) -> list[str]:
+    def hash_files(self, paths: Sequence[Path | str]) -> list[str]:
         """The blob ids git would give these working-tree files (no object is written).
 
         As ``git add`` would store them: the line-ending conversion (``core.autocrlf``, ``eol``,
         ``text``) and clean filters of each path's attributes are applied, so a file that
-        ``git status`` calls unchanged gets the id of the blob it was committed as.
+        ``git status`` calls unchanged gets the id of the blob it was committed as. The paths go
+        to git on stdin: thousands of them would overflow a command line.
         """
         if not paths:
             return []
-        out = self._run("hash-object", "--", *map(str, paths))
+        if any("\n" in str(p) for p in paths):
+            raise GitError("hash-object", "a path cannot contain a newline")
+        listing = "".join(f"{p}\n" for p in paths).encode(errors="surrogateescape")
+        out = self._run("hash-object", "--stdin-paths", input=listing)
         return out.split()
 
     def unmerged(self, pathspecs: Sequence[str]) -> set[str]:

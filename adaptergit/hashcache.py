@@ -75,11 +75,16 @@ class FileIdentity:
         stat: os.stat_result | None = None,
         *,
         observed_ns: int | None = None,
+        resolved: bool = False,
     ) -> FileIdentity:
-        """Stat `path`, or take `stat` (fstat of an open descriptor) made at `observed_ns`."""
+        """Stat `path`, or take `stat` (fstat of an open descriptor) made at `observed_ns`.
+
+        `resolved`: `path` is already its own real path (no symbolic link on the way), which
+        spares the `os.path.realpath` walk (a stat per component; `status` does it per adapter).
+        """
         if observed_ns is None:
             observed_ns = time.time_ns()
-        real = os.path.realpath(path)
+        real = os.fspath(path) if resolved else os.path.realpath(path)
         st = stat if stat is not None else os.stat(real)
         return cls(
             path=real,

@@ -286,7 +286,7 @@ class Registry:
             InvalidConfig: it is not a JSON object (strict JSON, bounded size and depth).
         """
         path = adapter_path(name, CONFIG_FILE)
-        return _side_file(self.git.read_blob(commit, path), f"{path} at {commit[:7]}", strict=True)
+        return config_from_blob(self.git.read_blob(commit, path), f"{path} at {commit[:7]}")
 
     def resolve(self, ref: str | Ref, *, with_config: bool = False) -> Version:
         """The version a reference names: NAME, NAME@vX.Y.Z, NAME@latest, NAME@<rev>, NAME#STAGE.
@@ -397,6 +397,19 @@ class Registry:
         return None
 
 
+def config_from_blob(raw: bytes | None, source: str) -> dict[str, Any] | None:
+    """An ``adapter_config.json`` blob read as `Registry.config_at` reads it; None if absent.
+
+    Args:
+        raw: the blob's bytes (from `GitRepo.read_blobs`), or None.
+        source: what to call it in errors, e.g. ``adapters/bot/adapter_config.json at 3f9c2a1``.
+
+    Raises:
+        strictjson.JsonError: it is not a JSON object (strict JSON, bounded size and depth).
+    """
+    return _side_file(raw, source, strict=True)
+
+
 def _side_file(raw: bytes | None, source: str, *, strict: bool = False) -> dict[str, Any] | None:
     """A version's metrics or config file: a JSON object, or None when absent.
 
@@ -418,4 +431,4 @@ def _side_file(raw: bytes | None, source: str, *, strict: bool = False) -> dict[
     return value
 
 
-__all__ = ["AdapterGitError", "Registry"]
+__all__ = ["AdapterGitError", "Registry", "config_from_blob"]

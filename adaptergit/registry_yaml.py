@@ -35,7 +35,7 @@ from adaptergit.layout import (
     adapter_path,
 )
 from adaptergit.manifest import BaseFingerprint, Manifest
-from adaptergit.registry import Registry
+from adaptergit.registry import Registry, config_from_blob
 
 HEADER = (
     "# Written by adaptergit: one DVC artifact per adapter, with its metrics and params.\n"
@@ -133,7 +133,8 @@ def entries_at(registry: Registry, commit: str | None) -> dict[str, ArtifactEntr
             continue
         try:
             manifest = Manifest.from_json(raw)
-            config = registry.config_at(name, commit)
+            source = f"{adapter_path(name, CONFIG_FILE)} at {commit[:7]}"
+            config = config_from_blob(blobs[2 * i + 1], source)  # read in the batch above
         except AdapterGitError:
             continue  # a damaged adapter is not listed rather than failing every commit
         found[name] = entry_for(name, manifest.peft_type, config, manifest.base_model)

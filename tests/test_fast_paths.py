@@ -136,3 +136,51 @@ def test_a_folder_commit_imports_only_what_it_uses(registry: Repo, make_adapter)
     assert not unwanted & loaded, sorted(unwanted & loaded)
     assert registry.resolve("bot").version == "v0.0.1"
     assert Path(registry.root / "adapters" / "bot" / "adapter_model.safetensors").is_file()
+
+
+def test_status_remembers_which_manifest_the_weights_match(
+    registry: Repo, make_adapter, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A clean adapter whose weights file is unchanged since it was last matched is known clean
+    without reading its manifest; a changed file is compared again."""
+    import os
+
+    from adaptergit.ops import status as status_mod
+
+    registry.commit(make_adapter(), name="bot")
+    weights = registry.root / "adapters" / "bot" / "adapter_model.safetensors"
+    past = 1_600_000_000_000_000_000
+    os.utime(weights, ns=(past, past))  # out of the racy-mtime window: cacheable
+    assert registry.status().dirty == ()
+
+    def unreadable(path: Path) -> None:
+        raise AssertionError(f"status parsed {path}")
+
+    monkeypatch.setattr(status_mod, "_manifest_file", unreadable)
+    assert registry.status().dirty == ()
+    monkeypatch.undo()
+
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(past + 10**9, past + 10**9))
+    (state,) = registry.status().dirty
+    assert state.state == "modified" and "adapter_model.safetensors" in state.changed
+
+
+def test_hash_files_takes_thousands_of_paths(tmp_path: Path) -> None:
+    """Paths go to git on stdin: no command-line limit."""
+    from adaptergit.gitrepo import GitRepo
+
+    git = GitRepo.init(tmp_path / "repo")
+    folder = tmp_path / "repo" / ("d" * 100)
+    folder.mkdir()
+    paths = []
+    for i in range(6000):
+        path = folder / f"{'f' * 200}{i}"
+        path.write_bytes(b"%d\n" % (i % 7))
+        paths.append(path)
+    ids = git.hash_files(paths)
+    assert len(ids) == 6000
+    assert ids[:7] == [git.hash_files([p])[0] for p in paths[:7]]
+    assert ids[7] == ids[0]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,14 @@ from adaptergit.dvcrepo import MAX_POINTER_BYTES, Pointer
 from adaptergit.errors import AdapterGitError
 from adaptergit.fsutil import read_file, safe_path
 from adaptergit.gitrepo import GitRepo
-from adaptergit.hashcache import HashCache, Progress, default_cache, file_sha256, sha256_of
+from adaptergit.hashcache import (
+    FileIdentity,
+    HashCache,
+    Progress,
+    default_cache,
+    file_sha256,
+    sha256_of,
+)
 from adaptergit.layout import (
     ADAPTERS_DIR,
     MANIFEST_FILE,
@@ -140,12 +149,41 @@ def _manifest_file(path: Path) -> Manifest | None:
         return None
 
 
+# Hash-cache kind: the blob id of a manifest whose weights (size, sha256) a file was found to
+# match. An unchanged file (same size, mtime, inode) still matches; status then reads neither the
+# manifest (a JSON object per tensor) nor the file's cached sha256.
+MATCHED_KIND = "matches-manifest"
+
+
 class _WeightsCheck:
     """Whether a work-tree weights file matches a manifest, hashing only files that changed."""
 
     def __init__(self, cache: HashCache, progress: Progress | None) -> None:
         self.cache = cache
         self.progress = progress
+
+    def matches(
+        self,
+        path: Path,
+        manifest_id: str | None,
+        manifest: Callable[[], Manifest | None],
+        real: str | None = None,
+    ) -> bool:
+        """Whether `path` holds the weights of the manifest whose blob id is `manifest_id`
+        (parsed by `manifest` only when this file was not matched against it before); `real`
+        is `path`'s real path when it is known to have no symbolic link on the way."""
+        if manifest_id is None:
+            return not self.differs(path, manifest())
+        try:
+            identity = FileIdentity.of(real or path, resolved=real is not None)
+        except OSError:
+            return False
+        if self.cache.get(path, MATCHED_KIND, identity=identity) == manifest_id:
+            return True
+        if self.differs(path, manifest()):
+            return False
+        self.cache.put(path, MATCHED_KIND, manifest_id, identity=identity)
+        return True
 
     def differs(self, path: Path, manifest: Manifest | None) -> bool:
         if manifest is None:
@@ -206,11 +244,22 @@ def status(
 
     # Blob ids of the work tree's git-tracked files (one call), tree ids of the latest versions.
     files: dict[str, list[str]] = {}
+    real_weights: dict[str, str] = {}  # the weights' real paths, where no link is on the way
+    real_base = os.path.realpath(base)
     for name, entry in present.items():
-        names = {f.name for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False)}
+        names = set()
+        linked = True  # the weights: not a regular file of their own (a link, or absent)
+        for child in os.scandir(entry.path):
+            if child.is_file(follow_symlinks=False):
+                names.add(child.name)
+                if child.name == WEIGHTS_FILE:
+                    linked = False
         files[name] = [f for f in TRACKED_FILES if f in names]
+        if not (linked or entry.is_symlink()):
+            real_weights[name] = os.path.join(real_base, name, WEIGHTS_FILE)
     flat = [(n, f) for n in sorted(files) for f in files[n]]
-    work_ids = dict(zip(flat, git.hash_files([base / n / f for n, f in flat]), strict=True))
+    paths = [os.path.join(base, n, f) for n, f in flat]
+    work_ids = dict(zip(flat, git.hash_files(paths), strict=True))
     compared = sorted(n for n in files if latest.get(n) is not None)
     latest_trees = dict(
         zip(
@@ -299,8 +348,12 @@ def status(
             continue
         work_tree = _tree_id({f: work_ids[(name, f)] for f in files[name]})
         if work_tree == latest_trees.get(name):
-            manifest = _manifest_file(base / name / MANIFEST_FILE)
-            if not weights.differs(base / name / WEIGHTS_FILE, manifest):
+            if weights.matches(
+                base / name / WEIGHTS_FILE,
+                work_ids.get((name, MANIFEST_FILE)),
+                functools.partial(_manifest_file, base / name / MANIFEST_FILE),
+                real_weights.get(name),
+            ):
                 states.append(AdapterStatus(name=name, state=CLEAN, latest=top, current=top))
                 with contextlib.suppress(OSError, AdapterGitError):
                     raw = read_file(base / name / POINTER_FILE, MAX_POINTER_BYTES)
@@ -372,8 +425,9 @@ def status(
     if remote is not None and by_md5:
         not_on_remote = registry.remotes.missing_quick(by_md5, remote)
     unpushed, missing = [], []
+    cached = registry.dvc.present(by_md5)
     for md5, refs in by_md5.items():
-        local = registry.dvc.in_cache(md5)
+        local = md5 in cached
         if not local and (remote is None or md5 in not_on_remote):
             missing.extend(refs)
         elif local and remote is not None and md5 in not_on_remote:
