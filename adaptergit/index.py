@@ -160,7 +160,7 @@ class Index:
                     )
                 )
         for found in self._versions.values():
-            found.sort(key=lambda r: r.version)
+            found.sort(key=lambda r: r.version.sort_key())
         self._inactive = self._withdrawn()
         self._holders = self._stage_holders()
 

@@ -132,6 +132,18 @@ class TensorRecord:
         return data
 
     @classmethod
+    def _checked(cls, name: str, dtype: str, shape: tuple[int, ...], blake3: str) -> TensorRecord:
+        """A record of values already checked, built without the generated ``__init__`` (whose
+        keyword call is most of the cost of reading a manifest: ``log`` builds thousands)."""
+        record = object.__new__(cls)
+        set_field = object.__setattr__
+        set_field(record, "name", name)
+        set_field(record, "dtype", dtype)
+        set_field(record, "shape", shape)
+        set_field(record, "blake3", blake3)
+        return record
+
+    @classmethod
     def from_dict(
         cls, name: str, data: Any, source: str = "manifest", prefix: str = ""
     ) -> TensorRecord:
@@ -152,7 +164,7 @@ class TensorRecord:
             and type(name) is str
             and name
         ):
-            return cls(name=name, dtype=dtype, shape=tuple(shape), blake3=digest)
+            return cls._checked(name, dtype, tuple(shape), digest)
 
         def bad(reason: str, key: str) -> InvalidManifest:
             return InvalidManifest(reason, key=f"{prefix}{key}", source=source)

@@ -92,7 +92,9 @@ class SemVer:
             return SemVer(self.major, self.minor, self.patch + 1)
         raise InvalidVersion(part, "bump one of major, minor, patch")
 
-    def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    def sort_key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+        """A tuple that sorts as the versions do (``sorted(vs, key=SemVer.sort_key)`` computes
+        it once per version, where comparing the versions computes it twice per comparison)."""
         pre: tuple[tuple[int, int | str], ...] = tuple(
             (0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease.split(".") if p
         )
@@ -102,7 +104,7 @@ class SemVer:
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, SemVer):
             return NotImplemented
-        return self._key() < other._key()
+        return self.sort_key() < other.sort_key()
 
     def __str__(self) -> str:
         text = f"v{self.major}.{self.minor}.{self.patch}"
