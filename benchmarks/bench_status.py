@@ -16,7 +16,11 @@ does not look at the remote); `adaptergit status` compares every adapter's files
 version, asks the remote which versions it lacks (stat calls for a directory remote), and checks
 the hooks and the diff driver. Figures are best of --repeat; ratio is adaptergit / dvc.
 
-Usage: python benchmarks/bench_status.py [--adapters 100] [--repeat 5] [--out benchmarks/results/status.json]
+With --adapters 1000 --per-commit 20 --target-s 1 (the bench_status_1000 stage) the registry
+holds 1,000 adapters, recorded 20 to a git commit so that it is built in a few minutes.
+
+Usage: python benchmarks/bench_status.py [--adapters 100] [--per-commit 1] [--target-s 0.5]
+       [--repeat 5] [--out benchmarks/results/status.json]
 """
 
 from __future__ import annotations
@@ -36,29 +40,49 @@ from bench_core import HERE, SMALL, bench_env, executable
 TMP = HERE / "work" / "tmp-status"
 WEIGHTS = "adapter_model.safetensors"
 TARGET_SECONDS = 0.5
+TARGET_SECONDS_1000 = 1.0  # with --adapters 1000 (the bench_status_1000 stage)
 TARGET_RATIO = 0.3
 
 
-def build(registry: Path, adapters: int) -> float:
-    """`adapters` adapters of one version each, pushed to a directory remote; seconds taken."""
+def build(registry: Path, adapters: int, per_commit: int = 1) -> float:
+    """`adapters` adapters of one version each, pushed to a directory remote; seconds taken.
+
+    `per_commit` adapters are recorded in each git commit (one tag each), as a PeftModel with
+    several adapters is: it makes a 1,000-adapter registry in seconds rather than minutes.
+    """
     from safetensors.numpy import load_file, save_file
 
     from adaptergit import Repo
+    from adaptergit.ops.commit import commit_folders
 
     tensors = load_file(str(SMALL / WEIGHTS))
     key = sorted(k for k in tensors if "lora_B" in k)[0]
-    src = registry.parent / "status-src"
-    src.mkdir()
-    shutil.copy(SMALL / "adapter_config.json", src)
+    sources = registry.parent / "status-src"
     registry.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=registry, check=True)
+    digits = len(str(adapters - 1))
     started = time.perf_counter()
     with Repo.init(registry) as repo:
         repo.remote_add("store", str(registry.parent / "store"), default=True)
-        for index in range(adapters):
-            tensors[key][0, 0] = index + 1
-            save_file(tensors, str(src / WEIGHTS), metadata={"format": "pt"})
-            repo.commit(src, name=f"adapter-{index:03d}", message=f"adapter {index}")
+        for first in range(0, adapters, per_commit):
+            items = []
+            for index in range(first, min(first + per_commit, adapters)):
+                src = sources / str(index)
+                src.mkdir(parents=True)
+                shutil.copy(SMALL / "adapter_config.json", src)
+                tensors[key][0, 0] = index + 1
+                save_file(tensors, str(src / WEIGHTS), metadata={"format": "pt"})
+                items.append((src, f"adapter-{index:0{max(3, digits)}d}"))
+            commit_folders(
+                repo.registry,
+                items,
+                metrics=None,
+                message=f"adapters {first}..",
+                base_model=None,
+                version=None,
+                bump="patch",
+            )
+            shutil.rmtree(sources)
         repo.push()
     return time.perf_counter() - started
 
@@ -75,6 +99,12 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapters", type=int, default=100)
+    parser.add_argument(
+        "--target-s", type=float, default=TARGET_SECONDS, help="the target time, seconds"
+    )
+    parser.add_argument(
+        "--per-commit", type=int, default=1, help="adapters recorded in each git commit"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side (best kept)")
     parser.add_argument("--out", type=Path, help="write the metrics as flat JSON to this file")
     parser.add_argument(
@@ -84,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (SMALL / WEIGHTS).is_file():
         parser.error(f"fixture missing ({SMALL}): run python benchmarks/make_fixtures.py")
 
+    load_start = os.getloadavg()[0]
     shutil.rmtree(TMP, ignore_errors=True)
     TMP.mkdir(parents=True)
     try:
@@ -94,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(env)  # the registry is built in this process
         registry = TMP / "registry"
         print(f"... building {args.adapters} adapters", file=sys.stderr, flush=True)
-        built = build(registry, args.adapters)
+        built = build(registry, args.adapters, args.per_commit)
         time.sleep(2.1)  # past the racy-mtime window, as between a user's commands
         ours_cmd = [executable("adaptergit"), "status"]
         theirs_cmd = [executable("dvc"), "status"]
@@ -114,19 +145,22 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(TMP, ignore_errors=True)
 
+    load = (load_start, os.getloadavg()[0])
     best, plain = min(ours), min(theirs)
     ratio = best / plain
-    ok = best <= TARGET_SECONDS and ratio <= TARGET_RATIO
+    ok = best <= args.target_s and ratio <= TARGET_RATIO
     print(f"{'operation':<28}{'adaptergit s':>13}{'dvc s':>8}{'ratio':>8}  target")
     print(
         f"{f'status, {args.adapters} adapters clean':<28}{best:>13.3f}{plain:>8.3f}{ratio:>7.2f}x"
-        f"  <{TARGET_SECONDS} s and <={TARGET_RATIO}x: {'yes' if ok else 'NO'}"
+        f"  <{args.target_s:g} s and <={TARGET_RATIO}x: {'yes' if ok else 'NO'}"
     )
     print(
         f"best of {args.repeat}; as inherited (bytecode not cached: {bool(as_is.get('PYTHONDONTWRITEBYTECODE'))}) "
         f"{as_is_s:.3f} s; python -c pass {python:.3f} s, git status {git_status:.3f} s; "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
     )
+    if max(load) > (os.cpu_count() or 1) / 2:
+        print("the machine was busy with other work: expect noisy figures")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -135,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             "dvc_status_s": round(plain, 4),
             "dvc_status_median_s": round(statistics.median(theirs), 4),
             "status_ratio": round(ratio, 3),
-            "status_target_s": TARGET_SECONDS,
+            "status_target_s": args.target_s,
             "status_target_ratio": TARGET_RATIO,
             "targets_met": int(ok),
             "status_as_is_s": round(as_is_s, 4),
@@ -145,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "build_per_adapter_s": round(built / args.adapters, 4),
             "repeat": args.repeat,
             "cpus": os.cpu_count() or 0,
+            "load_avg_max": round(max(load), 2),
         }
         args.out.write_text(json.dumps(data, indent=2) + "\n")
     return 0

@@ -35,6 +35,7 @@ def _targets() -> dict[
     """Stage -> operation -> (adaptergit key, plain key, ratio key, target ratio, target seconds)
     in that stage's results file. A ratio target is a ceiling, except for throughput (a floor)."""
     sys.path.insert(0, str(HERE))
+    import bench_commit_large
     import bench_core
     import bench_diff
     import bench_hooks
@@ -86,6 +87,24 @@ def _targets() -> dict[
                 "status_ratio",
                 bench_status.TARGET_RATIO,
                 bench_status.TARGET_SECONDS,
+            )
+        },
+        "status_1000": {
+            "status_1000": (
+                "status_s",
+                "dvc_status_s",
+                "status_ratio",
+                bench_status.TARGET_RATIO,
+                bench_status.TARGET_SECONDS_1000,
+            )
+        },
+        "commit_large": {
+            "commit_large": (
+                "commit_large_s",
+                "md5sum_s",
+                "commit_large_ratio",
+                bench_commit_large.TARGET_RATIO,
+                None,
             )
         },
         "diff": {"diff": ("diff_s", "plain_s", "diff_ratio", bench_diff.TARGET_RATIO, None)},
