@@ -11,12 +11,16 @@ GIL on large buffers, so on two cores the whole scan takes little more than md5 
 NaN/Inf are found without numpy: a non-finite float has every exponent bit set, so its top byte
 (sign and high exponent bits) is one of a few values. The top bytes of a block are gathered with an
 extended slice and searched with ``bytes.find``; only a block where such a byte occurs (a non-finite
-value, or a finite one of magnitude 2**127 and above) is counted exactly, with numpy.
+value, or one of the largest finite ones: 2**127 and above in F32) is counted exactly, with numpy.
+
+Copies start the kernel's write-back every 32 MiB, so that the caller's fsync waits only for the
+last stretch rather than for the whole file (the kernel itself may wait 30 s before writing).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import os
 import queue
@@ -35,8 +39,8 @@ from adaptergit.safetensors_format import DTYPE_SIZES, Header, TensorSpec
 # it, large enough that per-buffer overhead (queues, slicing) vanishes next to hashing it.
 BLOCK_SIZE = 4 * 1024 * 1024
 # Buffers in the ring: how far the fastest consumer may run ahead of the slowest. Memory held is
-# RING * BLOCK_SIZE (24 MiB), whatever the size of the file.
-RING = 6
+# RING * BLOCK_SIZE (16 MiB), whatever the size of the file.
+RING = 4
 # Below this size the worker threads cost more than they save.
 THREAD_MIN_SIZE = 2 * 1024 * 1024
 # Copies kick off the kernel's write-back this often, so that the final fsync waits only for the
@@ -285,8 +289,7 @@ def _scan_threaded(
     """The scan with `tasks` on worker threads and the reads and tensor checks on this one."""
     free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
     lock = threading.Lock()
-    for _ in range(RING):
-        free.put(_Slot(free, lock))
+    slots = 0
     workers = [_Worker(f"adaptergit-scan-{i}", task) for i, task in enumerate(tasks)]
 
     def failed() -> BaseException | None:
@@ -297,7 +300,11 @@ def _scan_threaded(
         for worker in workers:
             worker.submit(prefix_view, None)
         for start, end in _blocks(header):
-            slot = free.get()
+            if slots < RING and free.empty():  # buffers are made as the readers fall behind
+                slots += 1
+                slot = _Slot(free, lock)
+            else:
+                slot = free.get()
             error = failed()
             if error is not None:
                 raise error
@@ -333,14 +340,14 @@ class _Sink:
         self.queued = 0  # of which handed to the kernel's write-back
         self.fd = -1
         self.base = 0  # the file offset we started at
-        self.start_writeback = None
+        self.start_writeback: Callable[[int, int, int], None] | None = None
         if big:
             try:
                 self.fd = out.fileno()
                 self.base = out.tell()
             except (AttributeError, OSError, ValueError):  # a BytesIO, a pipe or the like
                 return
-            self.start_writeback = _writeback()
+            self.start_writeback = _start_writeback
 
     def write(self, data: memoryview) -> None:
         written = self.out.write(data)
@@ -359,36 +366,16 @@ class _Sink:
         self.out.flush()
 
 
-def _writeback_starter() -> Callable[[int, int, int], None] | None:
-    """``sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE)`` where the C library has it:
-    queue those bytes for writing to disk and return at once. None elsewhere (macOS)."""
-    if not hasattr(os, "posix_fadvise"):
-        return None
-    try:
-        import ctypes
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing these bytes to disk, and return at once.
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
-    sync_file_range_write = 2
-
-    def start(fd: int, offset: int, length: int) -> None:
-        call(fd, offset, length, sync_file_range_write)  # advisory: a failure changes nothing
-
-    return start
-
-
-_WRITEBACK: list[Callable[[int, int, int], None] | None] = []
-
-
-def _writeback() -> Callable[[int, int, int], None] | None:
-    """`_writeback_starter`, looked up once (ctypes is loaded only for large copies)."""
-    if not _WRITEBACK:
-        _WRITEBACK.append(_writeback_starter())
-    return _WRITEBACK[0]
+    POSIX_FADV_DONTNEED on dirty pages queues their write-back (Linux); the pages being written
+    stay cached. Elsewhere (no posix_fadvise: macOS) nothing is done: the fsync does it all.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):  # advice: a failure changes nothing
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 class _Readable(Protocol):
