@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,12 @@ from adaptergit import Repo, strictjson
 from adaptergit.errors import InvalidManifest
 from adaptergit.manifest import TensorRecord
 
+from .conftest import MakeAdapter
 
-def test_iter_blobs_yields_what_read_blobs_returns(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+
+def test_iter_blobs_yields_what_read_blobs_returns(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     registry.commit(make_adapter(seed=1), name="a")
     registry.commit(make_adapter(seed=2), name="a")
     head = registry.git.head()
@@ -32,11 +37,14 @@ def test_iter_blobs_yields_what_read_blobs_returns(registry: Repo, make_adapter)
     assert list(registry.git.iter_blobs([])) == []
 
 
-def test_iter_blobs_stops_git_when_the_reader_stops(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_iter_blobs_stops_git_when_the_reader_stops(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     registry.commit(make_adapter(), name="a")
     names = [f"{registry.git.head()}:adapters/a/manifest.json"] * 5000
     stream = registry.git.iter_blobs(names)
     assert next(stream) is not None
+    assert isinstance(stream, Generator)
     stream.close()  # the git process is ended and waited for; nothing hangs
 
 
@@ -112,7 +120,9 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_a_folder_commit_imports_only_what_it_uses(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_a_folder_commit_imports_only_what_it_uses(
+    registry: Repo, make_adapter: MakeAdapter
+) -> None:
     """No numpy (the NaN check reads bytes), no importlib.metadata, no DVC, GitPython, torch,
     configobj (no cache section in .dvc/config) or thread pool."""
     src = make_adapter()
@@ -139,8 +149,8 @@ def test_a_folder_commit_imports_only_what_it_uses(registry: Repo, make_adapter)
 
 
 def test_status_remembers_which_manifest_the_weights_match(
-    registry: Repo, make_adapter, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, make_adapter: MakeAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A clean adapter whose weights file is unchanged since it was last matched is known clean
     without reading its manifest; a changed file is compared again."""
     import os

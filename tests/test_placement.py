@@ -38,8 +38,8 @@ def assert_not_a_writable_alias(weights: Path, obj: Path) -> None:
 
 
 def test_default_cache_type_gives_an_independent_copy(
-    registry: Repo, make_adapter, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
     src = make_adapter()
     registry.commit(src, name="bot")
     weights, obj = work_tree_and_object(registry, "bot")
@@ -56,7 +56,9 @@ def test_default_cache_type_gives_an_independent_copy(
 
 
 @pytest.mark.parametrize("kind", ["hardlink", "symlink", "hardlink,symlink,copy", "symlink,copy"])
-def test_links_are_never_writable_aliases(registry: Repo, make_adapter, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_links_are_never_writable_aliases(
+    registry: Repo, make_adapter: MakeAdapter, kind: str
+) -> None:
     """As DVC's cache.type asks, but a link only where this user cannot write the object (root
     can write anything: root gets a copy)."""
     set_cache_type(registry, kind)
@@ -71,7 +73,7 @@ def test_links_are_never_writable_aliases(registry: Repo, make_adapter, kind: st
     assert problems == []
 
 
-def test_place_follows_link_types_in_order(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_place_follows_link_types_in_order(registry: Repo, make_adapter: MakeAdapter) -> None:
     set_cache_type(registry, "reflink,hardlink,copy")
     assert registry.dvc.link_types() == ("reflink", "hardlink", "copy")
     registry.commit(make_adapter(), name="bot")
@@ -94,7 +96,7 @@ def test_copy_file_falls_back_to_an_ordinary_copy(tmp_path: Path) -> None:
     assert not [p for p in dst.parent.iterdir() if p.name != "dst.bin"]
 
 
-def test_work_tree_copy_written_in_the_same_read(registry: Repo, make_adapter) -> None:  # type: ignore[no-untyped-def]
+def test_work_tree_copy_written_in_the_same_read(registry: Repo, make_adapter: MakeAdapter) -> None:
     """With the default cache.type on a filesystem without reflinks the work-tree copy is
     streamed next to the cache object, then moved in: no temporary file stays behind."""
     src = make_adapter()
@@ -139,8 +141,8 @@ def test_a_killed_commits_work_tree_copy_is_removed(
 
 @pytest.mark.parametrize("kind", ["hardlink", "symlink"])
 def test_links_for_a_user_who_cannot_write_the_cache(
-    registry: Repo, make_adapter, monkeypatch: pytest.MonkeyPatch, kind: str
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Repo, make_adapter: MakeAdapter, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     """What a user other than root gets: the link itself, to the read-only object."""
     from adaptergit import dvcrepo
 
