@@ -51,7 +51,7 @@ def test_iter_blobs_stops_git_when_the_reader_stops(
 RECORD = {"dtype": "F32", "shape": [4, 8], "blake3": "ab" * 32}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     entry=st.one_of(
         st.just(RECORD),
@@ -87,6 +87,44 @@ def test_tensor_record_fast_path_agrees_with_the_checks(entry: object, name: str
     except InvalidManifest as exc:
         slow = type(exc)
     assert fast == slow
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    entries=st.dictionaries(
+        st.sampled_from(["a", "b.lora_A.weight", "c", ""]),
+        st.one_of(
+            st.just(RECORD),
+            st.just({**RECORD, "shape": [True, 2]}),
+            st.just({**RECORD, "blake3": "AB" * 32}),
+            st.just({**RECORD, "blake3": "ab" * 31 + "zz"}),
+            st.just({**RECORD, "dtype": "Q4"}),
+            st.just({**RECORD, "extra": 1}),
+            st.just({"dtype": "F32", "shape": [1]}),
+            st.just([1, 2]),
+        ),
+        max_size=4,
+    )
+)
+def test_manifest_tensors_checked_at_once_as_one_by_one(entries: dict[str, object]) -> None:
+    """All entries checked in one pass give the records (or the error) the entry-by-entry
+    checks give."""
+    from adaptergit.manifest import _well_formed_tensors
+
+    def one_by_one() -> object:
+        try:
+            return tuple(
+                TensorRecord.from_dict(k, v, "m", "tensors.") for k, v in sorted(entries.items())
+            )
+        except InvalidManifest as exc:
+            return str(exc)
+
+    fast = _well_formed_tensors(entries)
+    slow = one_by_one()
+    if fast is not None:
+        assert fast == slow
+    elif entries:
+        assert isinstance(slow, str)
 
 
 class _SlowDict(dict):  # type: ignore[type-arg]
