@@ -461,37 +461,34 @@ class GitRepo:
         threads = [threading.Thread(target=f, daemon=True) for f in (feed, drain)]
         for thread in threads:
             thread.start()
-        buffer = bytearray()
+        data = b""  # git's output not yet taken, from `pos` on
         pos = 0
         done = False
 
         def more() -> bool:
-            nonlocal buffer, pos, done
-            if done:
-                return False
-            chunk = chunks.get()
+            nonlocal data, pos, done
+            chunk = b"" if done else chunks.get()
             if not chunk:
                 done = True
                 return False
-            del buffer[:pos]
+            data = data[pos:] + chunk
             pos = 0
-            buffer += chunk
             return True
 
         try:
             for _ in objects:
-                while (end := buffer.find(b"\n", pos)) < 0:
+                while (end := data.find(b"\n", pos)) < 0:
                     if not more():
                         break
                 if end < 0:
                     break  # git stopped early: the error below
-                header = bytes(buffer[pos:end]).split()
+                header = data[pos:end].split()
                 pos = end + 1
                 if len(header) == 3 and header[2].isdigit():
                     size = int(header[2])
-                    while len(buffer) < pos + size + 1 and more():
+                    while len(data) < pos + size + 1 and more():
                         pass
-                    blob = bytes(buffer[pos : pos + size])
+                    blob = data[pos : pos + size]
                     pos += size + 1
                     yield blob if header[1] == b"blob" else None
                 else:  # "<name> missing" / "ambiguous"
