@@ -174,15 +174,15 @@ def big_adapter(folder: Path, megabytes: int = 40) -> Path:
 
 
 def truncating_reads(monkeypatch: pytest.MonkeyPatch, path: Path, after: int = 1) -> None:
-    """Truncate `path` (as a trainer re-saving the folder does) once `after` blocks were read."""
+    """Truncate `path` (as a trainer re-saving the folder does) once `after` reads were made."""
     real = weightscan._read_into
     calls = [0]
 
-    def read_into(*args: Any) -> None:
+    def read_into(*args: Any) -> int:
         calls[0] += 1
         if calls[0] == after + 1:
             os.truncate(path, 1000)
-        real(*args)
+        return real(*args)
 
     monkeypatch.setattr(weightscan, "_read_into", read_into)
 
@@ -204,7 +204,7 @@ def test_rewritten_mid_read_is_an_error(tmp_path: Path, monkeypatch: pytest.Monk
     real = weightscan._read_into
     calls = [0]
 
-    def read_into(*args: Any) -> None:
+    def read_into(*args: Any) -> int:
         calls[0] += 1
         if calls[0] == 2:
             with open(weights, "r+b") as f:
@@ -212,7 +212,7 @@ def test_rewritten_mid_read_is_an_error(tmp_path: Path, monkeypatch: pytest.Monk
                 f.write(b"\0\0\0\0")
             st = os.stat(weights)
             os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        real(*args)
+        return real(*args)
 
     monkeypatch.setattr(weightscan, "_read_into", read_into)
     with pytest.raises(InvalidAdapter, match="changed while it was being read"):
