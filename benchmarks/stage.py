@@ -57,8 +57,12 @@ def _targets() -> dict[
     }
     return {
         "core": {
-            op: (f"{op}_s", f"{op}_plain_s", f"{op}_ratio", core[op], None)
-            for op in ("commit", "checkout", "log", "help")
+            **{
+                op: (f"{op}_s", f"{op}_plain_s", f"{op}_ratio", core[op], None)
+                for op in ("commit", "checkout", "log", "help")
+            },
+            # no plain side run by default (gto show takes minutes): a target in seconds
+            "log5000": ("log5000_s", None, None, None, bench_core.TARGETS_S["log5000"]),
         },
         "fingerprint": {
             "fingerprint_cold": (
