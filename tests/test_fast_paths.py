@@ -162,7 +162,7 @@ def test_a_folder_commit_imports_only_what_it_uses(
     registry: Repo, make_adapter: MakeAdapter
 ) -> None:
     """No numpy (the NaN check reads bytes), no importlib.metadata, no DVC, GitPython, torch,
-    configobj (no cache section in .dvc/config) or thread pool."""
+    safetensors or thread pool."""
     src = make_adapter()
     out = subprocess.run(
         [sys.executable, "-c", _COMMIT_PROBE, str(registry.root), str(src)],
@@ -177,7 +177,6 @@ def test_a_folder_commit_imports_only_what_it_uses(
         "dvc",
         "git",
         "torch",
-        "configobj",
         "concurrent.futures",
         "safetensors",
     }
