@@ -531,5 +531,4 @@ def _looks_installed(dist: str) -> bool:
         return False
 
 
-__all__ = ["BUMPS", "commit", "commit_folders"]
 __all__ = ["BUMPS", "check_can_number", "commit", "commit_folders"]
