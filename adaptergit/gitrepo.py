@@ -431,13 +431,13 @@ class GitRepo:
 
         proc = subprocess.Popen(
             ["git", "cat-file", "--batch", "--buffer"],
-            cwd=self.root,
+            cwd=self.top,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        request = "".join(f"{o}\n" for o in objects).encode(errors="surrogateescape")
+        request = "".join(f"{self._object(o)}\n" for o in objects).encode(errors="surrogateescape")
         chunks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         errors: list[bytes] = []
 
