@@ -71,9 +71,22 @@ class Repo:
     ) -> Repo:
         """Make `path` an adapter registry (git, DVC, configuration, hooks) and commit the set-up.
 
-        Safe to run again on a registry. With `remote` (a DVC remote URL), that remote is the
-        default from the first commit on, so plain DVC reaches every version. See
-        `adaptergit.ops.init.init`.
+        Safe to run again on a registry: it refreshes the git diff driver and hooks and commits
+        nothing new. Hooks that cannot be installed are reported with an `AdapterGitWarning`.
+        See `adaptergit.ops.init.init`.
+
+        Args:
+            path: the folder (created if absent); a git repository is created there if none.
+            remote: a DVC remote URL (a directory, ``s3://...``, ``ssh://...``) made the default
+                in the set-up commit itself, so plain ``dvc pull`` reaches every version.
+            remote_name: the name of that remote.
+
+        Returns:
+            The registry, opened at its root.
+
+        Raises:
+            GitError: git failed (no identity to commit with, say).
+            DvcError: DVC failed (a remote of that name with another URL).
         """
         return cls(op_init.init(path, remote=remote, remote_name=remote_name))
 
@@ -105,7 +118,11 @@ class Repo:
         return self.registry.state_dir
 
     def adapter_dir(self, name: str) -> Path:
-        """``adapters/NAME`` in the work tree."""
+        """``adapters/NAME`` in the work tree (not checked: it may not exist).
+
+        Args:
+            name: the adapter's registry name.
+        """
         return self.registry.adapter_dir(name)
 
     def close(self) -> None:
@@ -121,7 +138,11 @@ class Repo:
     # --- reading ------------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        """Every adapter with a registered version, or a folder under ``adapters/`` at HEAD."""
+        """Every adapter with a registered version, or a folder under ``adapters/`` at HEAD.
+
+        Returns:
+            The names, sorted.
+        """
         return self.registry.names()
 
     def log(
@@ -129,37 +150,88 @@ class Repo:
     ) -> list[Version]:
         """Registered versions, newest first, read from git objects only.
 
+        Ordered by registration date (the GTO tag's date), then version.
+
         Args:
-            name: only this adapter's versions.
-            n: at most this many.
+            name: only this adapter's versions (default: every adapter's).
+            n: at most this many (default: all).
             withdrawn: also list versions withdrawn with GTO (``gto deregister``,
                 ``gto deprecate``), which are left out by default as ``gto show`` leaves them out.
 
+        Returns:
+            The versions, each with its manifest and metrics (no adapter config: see `show`).
+
         Raises:
-            UnknownAdapter: `name` has no versions.
+            InvalidName: `name` is not a valid adapter name.
+            UnknownAdapter: `name` has no versions and no folder.
+            InvalidManifest: a version's manifest cannot be read.
         """
         return self.registry.log(name, n, withdrawn=withdrawn)
 
     def withdrawn(self, name: str | None = None) -> list[tuple[Registration, Withdrawal]]:
-        """Versions withdrawn with GTO (deregistered, or their adapter deprecated), each with the
-        GTO tag that withdrew it."""
+        """Versions withdrawn with GTO (deregistered, or their adapter deprecated).
+
+        `log` leaves these out, as ``gto show`` does.
+
+        Args:
+            name: only this adapter's (default: every adapter's).
+
+        Returns:
+            (registration, withdrawal) pairs, lowest version first; the withdrawal names the GTO
+            tag (``NAME@vX.Y.Z!#N`` or ``NAME@deprecated#N``) that withdrew the version.
+        """
         return self.registry.withdrawn(name)
 
     def unmanaged(self, name: str | None = None) -> list[Registration]:
-        """Versions registered with GTO outside adaptergit (no manifest): not adapter versions."""
+        """Versions registered with GTO outside adaptergit (no manifest): not adapter versions.
+
+        ``gto show`` lists them; adaptergit leaves them out of `log` and every operation.
+
+        Args:
+            name: only this artifact's (default: every artifact's).
+
+        Returns:
+            Their GTO registrations.
+        """
         return self.registry.unmanaged(name)
 
     def resolve(self, ref: str | Ref, *, with_config: bool = False) -> Version:
         """The version a reference names: NAME, NAME@vX.Y.Z, NAME@latest, NAME@<rev>, NAME#STAGE.
 
+        NAME and NAME@latest name the highest version not withdrawn with GTO; NAME@<rev> the
+        adapter as any git revision holds it (registered or not); NAME#STAGE the version GTO
+        says holds the stage. Naming a withdrawn version explicitly warns
+        (`AdapterGitWarning`) and returns it.
+
+        Args:
+            ref: the reference, as text or a parsed `adaptergit.refs.Ref`.
+            with_config: also read the version's ``adapter_config.json`` into `Version.config`.
+
+        Returns:
+            The version, with its manifest and metrics.
+
         Raises:
             InvalidRef: a malformed reference.
-            NotFound: an UnknownAdapter, UnknownVersion, UnknownStage or UnknownRevision.
+            NotFound: an UnknownAdapter, UnknownVersion, UnknownStage or UnknownRevision;
+                `AdapterWithdrawn` for the latest version or a stage of a withdrawn adapter;
+                `NotAnAdapterVersion` for a GTO registration without an adaptergit manifest.
+            InvalidManifest: the version's manifest cannot be read.
         """
         return self.registry.resolve(ref, with_config=with_config)
 
     def show(self, ref: str | Ref) -> Version:
-        """Everything recorded for one version, its adapter config included."""
+        """Everything recorded for one version, its adapter config included.
+
+        Args:
+            ref: any reference `resolve` takes.
+
+        Returns:
+            The version with `Version.config` read (``adapter_config.json`` at its commit).
+
+        Raises:
+            InvalidRef, NotFound, InvalidManifest: as `resolve`.
+            InvalidConfig: the adapter config at that commit is not a JSON object.
+        """
         return self.registry.resolve(ref, with_config=True)
 
     # --- committing ---------------------------------------------------------------------------
@@ -178,7 +250,8 @@ class Repo:
         version: str | None = None,
         bump: str = "patch",
         branch: str | None = None,
-    ) -> Version: ...
+    ) -> Version:
+        """One adapter (`name`, with `adapter_name` to pick it): returns its version."""
 
     @overload
     def commit(
@@ -194,7 +267,8 @@ class Repo:
         version: str | None = None,
         bump: str = "patch",
         branch: str | None = None,
-    ) -> list[Version]: ...
+    ) -> list[Version]:
+        """Several adapters in one git commit (`names`): returns the versions made."""
 
     def commit(
         self,
@@ -238,7 +312,10 @@ class Repo:
             The version recorded (a list with `names`).
 
         Raises:
-            InvalidInput: a bad name, adapter, config or metric; nothing is written.
+            InvalidInput: a bad name, adapter, config, metric or version; nothing is written.
+                Among them `NotAPeftModel` (`src` is neither a folder nor a PeftModel),
+                `UnknownPeftAdapter`, `UnsafePickle` (an ``adapter_model.bin`` that would run
+                code), `InvalidSafetensors` and `InvalidBaseModel`.
             SeveralAdapters: a folder holds several adapters and neither `adapter_name` nor
                 `names` says which.
             NothingToCommit: weights and config are identical to the latest version.
@@ -246,6 +323,9 @@ class Repo:
             OperationInProgress: a merge, rebase or cherry-pick is unfinished.
             DetachedHead: HEAD is on no branch (and `branch` was not given).
             MissingVersionTags: a shallow or tag-less clone lacks tags its history records.
+            FileSystemError: the DVC cache could not be written (disk full, permissions).
+            GitError: git could not commit or tag; nothing is left half-done.
+            RepositoryBusy: another command holds the repository.
         """
         versions = op_commit.commit(
             self.registry,
@@ -269,16 +349,74 @@ class Repo:
     ) -> Path:
         """Bring back a version's files: into ``adapters/NAME`` or, with `to`, into a new folder.
 
-        See `adaptergit.ops.checkout.checkout` for the arguments and errors.
+        Weights missing from the DVC cache are fetched from the default remote first, and are
+        checked against the manifest's sha256 while they are copied. See
+        `adaptergit.ops.checkout.checkout`.
+
+        Args:
+            ref: the version (any reference `resolve` takes).
+            to: a folder to write the version into (config, weights, manifest, metrics and a
+                Hugging Face model card); it must be empty or absent unless `force`, and never
+                under ``adapters/``, ``.git`` or ``.dvc``. It appears complete or not at all.
+            force: overwrite changes in ``adapters/NAME`` that no version records, or the files
+                of a non-empty `to`.
+
+        Returns:
+            The folder written.
+
+        Raises:
+            InvalidRef, NotFound: `ref` names nothing.
+            UncommittedChanges: ``adapters/NAME`` holds unrecorded changes (without `force`).
+            DestinationNotEmpty: `to` is not empty (without `force`).
+            ManagedDestination: `to` is inside a folder adaptergit manages.
+            GitViewConflict: git's merge or sparse-checkout state forbids writing there now.
+            UnsafePath: ``adapters`` or ``adapters/NAME`` is a symbolic link.
+            WeightsMissing, NoRemote, TransferFailed: the weights are in neither the cache nor
+                the remote.
+            IntegrityError: the weights do not match the manifest's sha256 (`ManifestMismatch`
+                when the manifest is what is wrong, `CorruptObject` when the weights are).
+            FileSystemError: writing the folder failed (disk full, permissions).
+            RepositoryBusy: another command holds the repository.
         """
         return op_checkout.checkout(self.registry, ref, to, force=force)
 
     def restore_weights(self, name: str, *, fetch: bool = True) -> bool:
-        """Make ``adapters/NAME``'s weights match its manifest; False if they already did."""
+        """Make ``adapters/NAME``'s weights match the manifest there (what the git hooks do).
+
+        Args:
+            name: the adapter.
+            fetch: fetch weights the DVC cache lacks from the default remote; without it, such
+                weights raise `WeightsMissing`.
+
+        Returns:
+            True if the weights were written; False if they already matched (same size in bytes
+            and sha256) or ``adapters/NAME`` has no manifest.
+
+        Raises:
+            UnsafePath: ``adapters/NAME`` or its manifest is a symbolic link.
+            InvalidManifest: the manifest cannot be read.
+            WeightsMissing, NoRemote, TransferFailed: the weights are in neither the cache nor
+                the remote.
+            IntegrityError: the cache object does not match the manifest's sha256.
+            RepositoryBusy: another command holds the repository.
+        """
         return op_checkout.restore_weights(self.registry, name, fetch=fetch)
 
     def unrecorded_changes(self, name: str) -> list[str]:
-        """Files of ``adapters/NAME`` whose content is in no recorded version."""
+        """Files of ``adapters/NAME`` whose content is in no recorded version.
+
+        These are what a checkout would lose; a symbolic link or anything that is no regular
+        file counts as a change, unread.
+
+        Args:
+            name: the adapter.
+
+        Returns:
+            Their file names within ``adapters/NAME``; empty when there is nothing to lose.
+
+        Raises:
+            UnsafePath: ``adapters`` or ``adapters/NAME`` is a symbolic link.
+        """
         return op_checkout.unrecorded_changes(self.registry, name)
 
     # --- sharing ------------------------------------------------------------------------------
@@ -293,13 +431,37 @@ class Repo:
     ) -> RemoteAdded:
         """Add a DVC remote and commit .dvc/config (secrets stay in the git-ignored config.local).
 
-        Returns the remote and the versions committed before it (`RemoteAdded.older`), which
-        plain DVC reaches only after ``dvc remote add --local -d NAME URL``.
+        Args:
+            name: the remote's name.
+            url: a directory, ``ssh://``, ``s3://`` or any URL DVC takes.
+            default: make it the default remote.
+            options: DVC remote options (``endpointurl``, ``region``, ...); secrets go to
+                ``.dvc/config.local`` only.
+
+        Returns:
+            The remote, and the versions committed before it (`RemoteAdded.older`), which plain
+            DVC reaches only after ``dvc remote add --local -d NAME URL``.
+
+        Raises:
+            MissingRemoteSupport: the URL needs a DVC plugin that is not installed (nothing
+                changed).
+            DvcError: DVC refused the remote (a name that exists, a bad option).
+            GitError: git could not commit; the configuration is left as it was.
+            RepositoryBusy: another command holds the repository.
         """
         return op_remotes.add(self.registry, name, url, default=default, options=options)
 
     def remote_remove(self, name: str) -> None:
-        """Remove a DVC remote and commit .dvc/config (the weights on it stay there)."""
+        """Remove a DVC remote and commit .dvc/config (the weights on it stay there).
+
+        Args:
+            name: the remote.
+
+        Raises:
+            DvcError: there is no such remote.
+            GitError: git could not commit; the configuration is left as it was.
+            RepositoryBusy: another command holds the repository.
+        """
         op_remotes.remove(self.registry, name)
 
     def remote_modify(
@@ -310,12 +472,29 @@ class Repo:
         unset: Sequence[str] = (),
         default: bool = False,
     ) -> None:
-        """Set or unset a DVC remote's options (``url``, ``endpointurl``, ...), or make it the
-        default, and commit .dvc/config; secrets go to the git-ignored config.local."""
+        """Set or unset a DVC remote's options, or make it the default, and commit .dvc/config.
+
+        As ``dvc remote modify``; secrets go to the git-ignored ``.dvc/config.local`` only.
+
+        Args:
+            name: the remote.
+            options: options to set (``url``, ``endpointurl``, ...).
+            unset: options to remove.
+            default: also make it the default remote.
+
+        Raises:
+            MissingRemoteSupport: a new URL needs a DVC plugin that is not installed.
+            DvcError: there is no such remote, or DVC refuses an option.
+            GitError: git could not commit; the configuration is left as it was.
+            RepositoryBusy: another command holds the repository.
+        """
         op_remotes.modify(self.registry, name, options, unset=unset, default=default)
 
     def remote_list(self) -> list[RemoteInfo]:
-        """The DVC remotes, sorted by name; `RemoteInfo.default` marks the default one."""
+        """The DVC remotes, sorted by name; `RemoteInfo.default` marks the default one.
+
+        Read from DVC's merged configuration (``.dvc/config`` and ``config.local``).
+        """
         return op_remotes.configured(self.registry)
 
     def push(
@@ -328,7 +507,26 @@ class Repo:
     ) -> PushResult:
         """Upload the weights the DVC remote lacks, then push the branch and version tags to git.
 
-        See `adaptergit.ops.sync.push`.
+        Each cache object is checked against its manifests' sha256 before it is published; the
+        git push happens only after every upload arrived. See `adaptergit.ops.sync.push`.
+
+        Args:
+            refs: the versions to push; by default every version reachable from HEAD, with the
+                current branch.
+            remote: the DVC remote (default: the default remote).
+            git_remote: the git remote (default: the branch's upstream, else ``origin``; none
+                configured: weights only).
+            progress: called with (bytes sent, bytes to send) during the upload.
+
+        Returns:
+            What was sent: versions, uploads, git refs (`adaptergit.ops.sync.PushResult`).
+
+        Raises:
+            InvalidRef, NotFound: a reference in `refs` names nothing.
+            NoRemote: no such DVC remote, or no default one.
+            CorruptObject, ManifestMismatch: a cache object no longer matches its manifests.
+            TransferFailed: some weights did not arrive; nothing was pushed to git.
+            GitError: git refused the push.
         """
         return op_sync.push(
             self.registry, refs, remote=remote, git_remote=git_remote, progress=progress
@@ -341,7 +539,26 @@ class Repo:
         remote: str | None = None,
         progress: Progress | None = None,
     ) -> FetchResult:
-        """Bring these versions' weights into the local DVC cache (none: those checked out)."""
+        """Bring these versions' weights into the local DVC cache.
+
+        Each downloaded object is checked against its md5 (and the manifests' sha256 where the
+        versions sharing it agree) before it enters the cache.
+
+        Args:
+            refs: the versions; none means those checked out in the work tree, as ``dvc fetch``
+                brings what the work tree's ``.dvc`` files name.
+            remote: the DVC remote (default: the default remote).
+            progress: called with (bytes received, bytes to receive).
+
+        Returns:
+            The remote asked and the versions downloaded (`adaptergit.ops.transfer.FetchResult`).
+
+        Raises:
+            InvalidRef, NotFound: a reference in `refs` names nothing.
+            InvalidManifest: a manifest in the work tree cannot be read.
+            NoRemote: weights are missing and there is no such remote, or no default one.
+            TransferFailed: some weights did not arrive.
+        """
         return op_sync.fetch(self.registry, refs, remote=remote, progress=progress)
 
     def pull(
@@ -355,14 +572,50 @@ class Repo:
         """Fetch these versions' weights and check each out into ``adapters/NAME``.
 
         With no `refs`, as ``dvc pull``: the weights of every adapter checked out in the work
-        tree are fetched and put in place.
+        tree are fetched and put in place; git's files are not touched.
+
+        Args:
+            refs: the versions (default: those checked out).
+            remote: the DVC remote (default: the default remote).
+            force: overwrite unrecorded changes in ``adapters/NAME`` (with `refs`).
+            progress: called with (bytes received, bytes to receive).
+
+        Returns:
+            What the fetch brought (`adaptergit.ops.transfer.FetchResult`).
+
+        Raises:
+            NoRemote, TransferFailed: as `fetch`.
+            UncommittedChanges: with `refs`, ``adapters/NAME`` holds unrecorded changes (without
+                `force`); the other errors of `checkout` and `restore_weights` likewise.
         """
         return op_sync.pull(self.registry, refs, remote=remote, force=force, progress=progress)
 
     # --- comparing and maintaining ------------------------------------------------------------
 
     def diff(self, ref_a: str | Ref, ref_b: str | Ref) -> AdapterDiff:
-        """What changed from `ref_a` to `ref_b`: config, metrics, base model, weights per module."""
+        """What changed from `ref_a` to `ref_b`: config, metrics, base model, weights per module.
+
+        Weights are read only when their sha256 differ, and fetched from the default DVC remote
+        when the cache lacks them. Per module the effective update is compared from its factors
+        alone (LoRA: ΔW = scaling·B·A with A of shape (r, in_features) and B of shape
+        (out_features, r)); methods whose update the adapter alone does not define (IA3, OFT,
+        prompt tuning) are compared tensor by tensor. See `adaptergit.compare`.
+
+        Args:
+            ref_a: the older side (any reference `resolve` takes).
+            ref_b: the newer side.
+
+        Returns:
+            The comparison (`adaptergit.compare.AdapterDiff`).
+
+        Raises:
+            InvalidRef, NotFound, InvalidManifest: a reference names nothing readable.
+            WeightsMissing, NoRemote, TransferFailed: weights that are in neither the cache nor
+                the remote.
+            InvalidSafetensors: a weights file is not valid safetensors.
+            InvalidConfig: an ``adapter_config.json`` is not a JSON object, or a key of its
+                ``rank_pattern``/``alpha_pattern`` backtracks past the time limit.
+        """
         return op_diff.diff(self.registry, ref_a, ref_b)
 
     def verify(
@@ -376,24 +629,60 @@ class Repo:
     ) -> list[Problem]:
         """Re-hash weights in the work tree and cache (and check the remote): the problems found.
 
+        Every file involved is read in full and checked against the manifests' sha256 (cache
+        objects against their md5 too). See `adaptergit.ops.verify.verify`.
+
         Args:
             ref: one version; by default the versions checked out.
             all: every registered version.
-            remote: also check that the default DVC remote holds them.
+            remote: also check that the default DVC remote holds them (`ref`'s, or else every
+                version reachable from HEAD).
             deep: with `remote`, also download and re-hash the remote's copies.
             progress: called with (bytes hashed, bytes to hash).
+
+        Returns:
+            The problems found (`adaptergit.ops.verify.Problem`); empty when all is sound.
+
+        Raises:
+            InvalidInput: both `ref` and `all`, or `deep` without `remote`.
+            InvalidRef, NotFound: `ref` names nothing.
+            NoRemote: `remote` and no default DVC remote.
         """
         return op_verify.verify(
             self.registry, ref, all_versions=all, remote=remote, deep=deep, progress=progress
         )
 
     def recover(self) -> RecoverReport:
-        """Finish or undo what interrupted commands left (every write command does it first),
-        and remove partial uploads they left on DVC remotes. See `adaptergit.ops.recover`."""
+        """Finish or undo what interrupted commands left, and remove their partial uploads.
+
+        Every write command finishes or undoes local leftovers first; this also removes the
+        temporary files interrupted uploads left on DVC remotes. See `adaptergit.ops.recover`.
+
+        Returns:
+            What was finished or undone, what was removed from remotes, and per remote any
+            error that stopped its clean-up (`adaptergit.ops.recover.RecoverReport`).
+
+        Raises:
+            RepositoryBusy: another command holds the repository.
+        """
         return op_recover.recover(self.registry)
 
     def status(self, *, progress: Progress | None = None, remote: bool = True) -> StatusReport:
-        """Changed adapters, unpushed or missing weights, set-up not done."""
+        """Changed adapters, unpushed or missing weights, set-up not done.
+
+        Args:
+            progress: called with (bytes hashed, bytes to hash) while work-tree weights are
+                hashed (those the hash cache knows by size, mtime_ns and inode are not).
+            remote: ask the default DVC remote which weights it holds (a stat per object for a
+                directory remote; DVC's status query otherwise); False stays offline.
+
+        Returns:
+            The report (`adaptergit.ops.status.StatusReport`).
+
+        Raises:
+            UnsafePath: ``adapters`` is a symbolic link.
+            DvcError: `remote` and DVC could not ask the (non-directory) remote.
+        """
         return op_status.status(self.registry, progress=progress, check_remote=remote)
 
     def gc(
@@ -406,8 +695,29 @@ class Repo:
     ) -> GcReport:
         """Remove weights no kept version needs from the DVC cache (and remote).
 
-        See `adaptergit.ops.gc.gc` for what is kept; `force` deletes weights that no DVC remote
-        holds (their only copy).
+        Kept: the latest version of every adapter, the `keep_last` highest (default: every
+        registered version), versions holding a stage, anything a branch, other tag or the work
+        tree names (with `remote`, the git remotes' branches and tags too). Only objects proven
+        to be this registry's are ever removed, and from the cache only where the default DVC
+        remote holds them, unless `force`. See `adaptergit.ops.gc.gc` for the whole rule.
+
+        Args:
+            keep_last: keep the N highest versions of each adapter (N >= 1); None keeps all.
+            keep_stages: keep versions that hold a stage.
+            remote: also remove them from the default DVC remote (after reading the git
+                remotes).
+            dry_run: report what would be removed, remove nothing.
+            force: delete from the cache weights that no DVC remote holds (their only copy).
+
+        Returns:
+            What was kept and removed, with sizes in bytes (`adaptergit.ops.gc.GcReport`).
+
+        Raises:
+            InvalidInput: `keep_last` is below 1.
+            GcRefused: with `remote`, a git remote cannot be read; nothing is deleted.
+            NoRemote: `remote` and no default DVC remote.
+            DvcError: the remote could not be asked or changed.
+            RepositoryBusy: another command holds the repository.
         """
         return op_gc.gc(
             self.registry,
@@ -421,11 +731,47 @@ class Repo:
     # --- stages -------------------------------------------------------------------------------
 
     def assign(self, ref: str | Ref, stage: str, *, message: str = "") -> StageEvent:
-        """Assign `stage` to a registered version with GTO's tag ``NAME#STAGE#N``."""
+        """Assign `stage` to a registered version with GTO's tag ``NAME#STAGE#N``.
+
+        The tag is an annotated tag written as ``gto assign`` writes it (GTO's tag grammar,
+        `adaptergit.tags`), so GTO reads it too.
+
+        Args:
+            ref: the version (any reference `resolve` takes).
+            stage: the stage (``prod``, ``staging``, ...).
+            message: the tag's message (default: GTO's).
+
+        Returns:
+            The assignment written.
+
+        Raises:
+            InvalidRef: `ref` or `stage` is malformed.
+            NotFound: `ref` names nothing; `UnknownRevision` when it names a commit with no
+                registered version.
+            StageAlreadyAssigned: that version holds the stage already.
+            RepositoryBusy: another command holds the repository.
+        """
         return op_stages.assign(self.registry, ref, stage, message=message)
 
     def unassign(self, name: str, stage: str, *, message: str = "") -> list[StageEvent]:
-        """Take `stage` away from adapter `name` with GTO's ``NAME#STAGE!#N`` tags."""
+        """Take `stage` away from adapter `name` with GTO's ``NAME#STAGE!#N`` tags.
+
+        GTO keeps an older assignment active when a newer one supersedes it, so the stage is
+        unassigned from every version still holding it: afterwards none does.
+
+        Args:
+            name: the adapter.
+            stage: the stage.
+            message: the tags' message (default: GTO's).
+
+        Returns:
+            One unassignment per version that held the stage.
+
+        Raises:
+            InvalidName, InvalidRef: `name` or `stage` is malformed.
+            StageNotAssigned: no version of `name` holds `stage`.
+            RepositoryBusy: another command holds the repository.
+        """
         return op_stages.unassign(self.registry, name, stage, message=message)
 
 
