@@ -79,7 +79,8 @@ class ValueChange:
     new: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "old": self.old, "new": self.new}
+        """A JSON-ready dict: ``key``, ``old``, ``new`` (JSON values of the config)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,18 +94,25 @@ class MetricChange:
 
     @property
     def delta(self) -> float | None:
+        """``new - old``, or None when the metric is absent from either version."""
         if self.old is None or self.new is None:
             return None
         return self.new - self.old
 
     @property
     def improved(self) -> bool | None:
+        """Whether the change is for the better; None if unknown, unchanged or one-sided."""
         delta = self.delta
         if delta is None or self.better is None or delta == 0:
             return None
         return delta < 0 if self.better == "lower" else delta > 0
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the fields with the derived ``delta`` and ``improved``.
+
+        Written by hand: `dataclasses.asdict` knows no properties, and the JSON has always had
+        ``delta`` between ``new`` and ``better``.
+        """
         return {
             "key": self.key,
             "old": self.old,
@@ -125,7 +133,8 @@ class BaseComparison:
     basis: str  # "content", "structure", "name" or "unknown"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"same": self.same, "old": self.old, "new": self.new, "basis": self.basis}
+        """A JSON-ready dict: ``same``, ``old``, ``new``, ``basis``."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,21 +164,8 @@ class ModuleChange:
     cosine: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "kind": self.kind,
-            "shape_old": list(self.shape_old) if self.shape_old is not None else None,
-            "shape_new": list(self.shape_new) if self.shape_new is not None else None,
-            "rank_old": self.rank_old,
-            "rank_new": self.rank_new,
-            "dtype_old": self.dtype_old,
-            "dtype_new": self.dtype_new,
-            "norm_old": _finite(self.norm_old),
-            "norm_new": _finite(self.norm_new),
-            "rel_change": _finite(self.rel_change),
-            "cosine": _finite(self.cosine),
-        }
+        """A JSON-ready dict of the fields: shapes as lists, an infinite number as "inf"."""
+        return dataclasses.asdict(self, dict_factory=_json_fields)
 
 
 def _finite(value: float | None) -> float | str | None:
@@ -177,6 +173,14 @@ def _finite(value: float | None) -> float | str | None:
     if value is None or math.isfinite(value):
         return value
     return "inf" if value > 0 else "-inf"
+
+
+def _json_fields(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`dataclasses.asdict` factory: tuples become lists, infinite floats strings (`_finite`)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else _finite(v) if isinstance(v, float) else v
+        for k, v in items
+    }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,10 +201,12 @@ class AdapterDiff:
     per_tensor: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
+        """How many modules have `status` (``added``, ``removed``, ``reshaped``, ...)."""
         return sum(1 for m in self.modules if m.status == status)
 
     @property
     def changed_modules(self) -> tuple[ModuleChange, ...]:
+        """The modules whose status is not ``unchanged``, largest change first."""
         return tuple(m for m in self.modules if m.status != UNCHANGED)
 
     @property
@@ -233,6 +239,12 @@ class AdapterDiff:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the fields, the `summary`, and module counts per status.
+
+        Written by hand: it adds derived values (``summary``, the ``modules`` counts) and names
+        some fields as the JSON always has (``base_model``, ``per_tensor_only``,
+        ``module_changes``), which `dataclasses.asdict` cannot.
+        """
         return {
             "old": self.old,
             "new": self.new,
@@ -273,7 +285,16 @@ def _normalised(value: Any) -> Any:
 def config_changes(
     old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 ) -> list[ValueChange]:
-    """Fields of adapter_config.json that differ (lists of names compared as sets)."""
+    """Fields of adapter_config.json that differ (lists of names compared as sets).
+
+    Lists of strings (``target_modules``, which PEFT keeps in a set) are compared sorted.
+
+    Args:
+        old, new: the two versions' ``adapter_config.json``; None counts as empty.
+
+    Returns:
+        One change per differing key, sorted by key; an absent key is None on its side.
+    """
     old, new = old or {}, new or {}
     changes = []
     for key in sorted(set(old) | set(new)):
@@ -295,7 +316,15 @@ def better_direction(key: str) -> str | None:
 
 
 def metric_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[MetricChange]:
-    """Every metric of either version (nested keys dotted), with its better direction if known."""
+    """Every metric of either version (nested keys dotted), with its better direction if known.
+
+    Args:
+        old, new: the two versions' metrics (``metrics.json``), possibly nested.
+
+    Returns:
+        One change per dotted key of either side, sorted by key; the direction comes from the
+        key's name (`better_direction`).
+    """
     a, b = flatten(old or {}), flatten(new or {})
     return [
         MetricChange(key=k, old=a.get(k), new=b.get(k), better=better_direction(k))
@@ -304,7 +333,15 @@ def metric_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Metri
 
 
 def compare_base(old: Version, new: Version) -> BaseComparison:
-    """Same base model? By content hash when both know it, else structure hash, else name."""
+    """Same base model? By content hash when both know it, else structure hash, else name.
+
+    Args:
+        old, new: the two versions; their manifests' base-model fingerprints are compared.
+
+    Returns:
+        The comparison; hashes are shortened to 12 hex digits. By name, ``same`` is None when
+        the names agree but the revisions do not, and when neither hash nor name is known.
+    """
     fa, fb = old.manifest.base_model, new.manifest.base_model
     for basis, x, y in (
         ("content", fa.content_hash, fb.content_hash),

@@ -16,7 +16,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,17 +68,19 @@ class DemoResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "directory": str(self.directory),
-            "versions": list(self.versions),
-            "best": self.best,
-            "loaded": self.loaded,
-            "max_abs_diff": self.max_abs_diff,
-            "seconds": self.seconds,
-        }
+        """A JSON-ready dict of the fields: the directory as text, `seconds` of wall time."""
+        return asdict(self, dict_factory=_json_dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> DemoResult:
+        """Validate a dict written by `to_dict`.
+
+        Args:
+            data: the parsed JSON.
+
+        Raises:
+            InvalidManifest: not an object, or a field missing or of the wrong type.
+        """
         if not isinstance(data, dict):
             raise InvalidManifest("not an object", source="demo result")
         try:
@@ -92,6 +94,14 @@ class DemoResult:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidManifest(f"bad field: {exc}", source="demo result") from None
+
+
+def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`dataclasses.asdict` factory: paths become text and tuples lists, as JSON has them."""
+    return {
+        k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        for k, v in items
+    }
 
 
 Echo = Callable[[str], None]

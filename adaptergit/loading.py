@@ -27,7 +27,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,22 +85,24 @@ class BaseCheck:
 
     @property
     def exact(self) -> bool:
+        """Whether the base's content hash equals the recorded one (status ``exact``)."""
         return self.status == EXACT
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "status": self.status,
-            "modules": self.modules,
-            "expected": self.expected.to_dict(),
-            "actual": self.actual.to_dict() if self.actual is not None else None,
-            "base": self.base,
-            "model_class": self.model_class,
-            "resize_embeddings": self.resize_embeddings,
-        }
+        """A JSON-ready dict of the fields, the fingerprints as `BaseFingerprint.to_dict`."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> BaseCheck:
+        """Validate a dict written by `to_dict` (``adaptergit load --check --json``).
+
+        Args:
+            data: the parsed JSON.
+
+        Raises:
+            InvalidManifest: not an object, a field of the wrong type, or an unknown status;
+                the message names the key.
+        """
         if not isinstance(data, dict):
             raise InvalidManifest("not an object", source="base check")
         for key, kind in (("ref", str), ("status", str), ("modules", int), ("base", str)):

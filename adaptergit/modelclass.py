@@ -29,7 +29,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,8 @@ class ModelClass:
         return self.name.startswith("Auto")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "task_type": self.task_type}
+        """A JSON-ready dict: ``name``, ``source``, ``task_type``."""
+        return asdict(self)
 
 
 def _fits_task(architecture: str, task_type: str | None) -> bool:

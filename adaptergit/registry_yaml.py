@@ -58,18 +58,26 @@ class ArtifactEntry:
 
     @property
     def path(self) -> str:
+        """The artifact's path, ``adapters/NAME``."""
         return adapter_path(self.name)
 
     @property
     def metrics_file(self) -> str:
+        """Its metrics file for ``dvc metrics``, ``adapters/NAME/metrics.json``."""
         return adapter_path(self.name, METRICS_FILE)
 
     @property
     def params_file(self) -> str:
+        """Its params file for ``dvc params``, ``adapters/NAME/adapter_config.json``."""
         return adapter_path(self.name, CONFIG_FILE)
 
     def to_dict(self) -> dict[str, Any]:
-        """DVC's artifact schema: path, type, desc, labels, meta."""
+        """DVC's artifact schema: path, type, desc, labels, meta.
+
+        Written by hand, not with `dataclasses.asdict`: DVC's schema (``dvc.yaml``'s
+        ``artifacts`` section) has a derived ``path`` and a fixed ``type`` where the record has
+        `name`, and leaves empty ``labels`` and ``meta`` out.
+        """
         data: dict[str, Any] = {"path": self.path, "type": "model", "desc": self.desc}
         if self.labels:
             data["labels"] = list(self.labels)
@@ -79,6 +87,16 @@ class ArtifactEntry:
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> ArtifactEntry:
+        """Read one entry of ``dvc.yaml``'s ``artifacts`` section, as `to_dict` writes it.
+
+        Args:
+            name: the artifact's name (its key in ``artifacts``).
+            data: the entry.
+
+        Raises:
+            ValueError: ``labels`` is not a list of strings or ``meta`` not a mapping; the
+                message names the key (``artifacts.NAME.labels``).
+        """
         labels = data.get("labels") or []
         meta = data.get("meta") or {}
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -91,7 +109,17 @@ class ArtifactEntry:
 def entry_for(
     name: str, peft_type: str, config: dict[str, Any] | None, base: BaseFingerprint | None
 ) -> ArtifactEntry:
-    """The artifact entry of an adapter from its latest version's config and base fingerprint."""
+    """The artifact entry of an adapter from its latest version's config and base fingerprint.
+
+    Labels are ``peft``, the PEFT method, the task type and ``base:NAME``; ``meta`` carries the
+    base model's name and hashes and the config's ``r``, ``lora_alpha`` and ``target_modules``.
+
+    Args:
+        name: the adapter.
+        peft_type: its PEFT method (``LORA``, ...), as the manifest records it.
+        config: its ``adapter_config.json``, or None.
+        base: the base-model fingerprint its manifest records, or None.
+    """
     config = config or {}
     task = config.get("task_type")
     base_name = base.name_or_path if base is not None else None
@@ -119,7 +147,17 @@ def entry_for(
 
 
 def entries_at(registry: Registry, commit: str | None) -> dict[str, ArtifactEntry]:
-    """The entry of every adapter with a manifest at `commit`, read from git objects."""
+    """The entry of every adapter with a manifest at `commit`, read from git objects.
+
+    An adapter whose manifest or config cannot be read is left out rather than failing.
+
+    Args:
+        registry: the registry.
+        commit: the commit (None: no commit yet, no entries).
+
+    Returns:
+        Adapter name -> its entry.
+    """
     found: dict[str, ArtifactEntry] = {}
     if commit is None:
         return found
@@ -188,6 +226,7 @@ def render(entries: Iterable[ArtifactEntry]) -> bytes:
 
 
 def is_ours(text: str | bytes | None) -> bool:
+    """Whether adaptergit may rewrite this dvc.yaml whole: absent, empty, or with our header."""
     if text is None:
         return True
     if isinstance(text, bytes):
@@ -196,7 +235,22 @@ def is_ours(text: str | bytes | None) -> bool:
 
 
 def update(existing: bytes | None, entries: Iterable[ArtifactEntry]) -> bytes:
-    """The new dvc.yaml: rendered afresh when adaptergit owns it, else merged into the user's file."""
+    """The new dvc.yaml: rendered afresh when adaptergit owns it, else merged into the user's file.
+
+    A user's file is changed through ruamel.yaml's round-trip mode: only our artifacts and
+    their ``metrics``/``params`` entries are added or replaced, comments and order stay.
+
+    Args:
+        existing: the current dvc.yaml, or None when there is none.
+        entries: the adapters' entries.
+
+    Returns:
+        The file's new bytes (UTF-8).
+
+    Raises:
+        InvalidConfig: a user's dvc.yaml larger than 4 MiB, not valid YAML, or whose
+            ``artifacts``, ``metrics`` or ``params`` have the wrong shape.
+    """
     entries = list(entries)
     if is_ours(existing):
         return render(entries)
