@@ -65,6 +65,14 @@ class NotFound(AdapterGitError):
 
 
 class InvalidName(InvalidInput):
+    """A registry name breaks the rules (``refs.validate_name``: lowercase letters, digits,
+    ``-`` and ``_``, as GTO's artifact names; at most 100 characters).
+
+    Args:
+        name: the name given.
+        reason: what is wrong with it.
+    """
+
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
         self.reason = reason
@@ -72,6 +80,13 @@ class InvalidName(InvalidInput):
 
 
 class InvalidVersion(InvalidInput):
+    """A version that is not ``vMAJOR.MINOR.PATCH`` (GTO's semver versions), or a bad bump.
+
+    Args:
+        version: the text given.
+        reason: what was expected.
+    """
+
     def __init__(
         self, version: str, reason: str = "expected vMAJOR.MINOR.PATCH, e.g. v1.2.0"
     ) -> None:
@@ -81,6 +96,14 @@ class InvalidVersion(InvalidInput):
 
 
 class InvalidRef(InvalidInput):
+    """A reference (``NAME``, ``NAME@vX.Y.Z``, ``NAME@REV``, ``NAME#STAGE``) or a stage name
+    that does not parse.
+
+    Args:
+        ref: the text given.
+        reason: what is wrong with it.
+    """
+
     def __init__(self, ref: str, reason: str) -> None:
         self.ref = ref
         self.reason = reason
@@ -88,6 +111,14 @@ class InvalidRef(InvalidInput):
 
 
 class InvalidSafetensors(InvalidInput):
+    """A file that is not valid safetensors (header length, JSON header, offsets or
+    dtypes break the format's spec: https://github.com/huggingface/safetensors#format).
+
+    Args:
+        path: the file.
+        reason: which rule it breaks.
+    """
+
     def __init__(self, path: Path | str, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
@@ -123,6 +154,15 @@ class SeveralAdapters(InvalidInput):
 
 
 class InvalidConfig(InvalidInput):
+    """A configuration file (``adapter_config.json``, ``.adaptergit.toml``, ``dvc.yaml``,
+    ``.dvc/config``) that cannot be read or holds a bad value.
+
+    Args:
+        path: the file.
+        reason: what is wrong.
+        key: the offending key, if one.
+    """
+
     def __init__(self, path: Path | str, reason: str, key: str | None = None) -> None:
         self.path = Path(path)
         self.reason = reason
@@ -132,6 +172,14 @@ class InvalidConfig(InvalidInput):
 
 
 class InvalidMetric(InvalidInput):
+    """A metric that is not a finite number (metrics are JSON numbers, possibly nested).
+
+    Args:
+        key: the metric's (dotted) key.
+        value: the value given.
+        source: where it came from (a file, ``--metric``), for the message.
+    """
+
     def __init__(self, key: str, value: object, source: str = "") -> None:
         self.key = key
         self.value = value
@@ -140,6 +188,14 @@ class InvalidMetric(InvalidInput):
 
 
 class InvalidManifest(InvalidInput):
+    """A manifest (or another record read back from JSON) that does not validate.
+
+    Args:
+        reason: what is wrong.
+        key: the offending key path (``weights.size``), if one.
+        source: what was read (a path and commit), for the message.
+    """
+
     def __init__(self, reason: str, key: str | None = None, source: str = "manifest") -> None:
         self.reason = reason
         self.key = key
@@ -148,6 +204,14 @@ class InvalidManifest(InvalidInput):
 
 
 class UnsafePickle(InvalidInput):
+    """A PyTorch ``.bin`` checkpoint that holds more than tensors: loading it would run code,
+    so it is refused (it is read with ``torch.load(weights_only=True)``).
+
+    Args:
+        path: the checkpoint.
+        reason: what the restricted unpickler refused.
+    """
+
     def __init__(self, path: Path | str, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
@@ -160,6 +224,13 @@ class UnsafePickle(InvalidInput):
 
 
 class NotARepository(AdapterGitError):
+    """A folder that is not (inside) a git work tree, or a work tree with no registry.
+
+    Args:
+        path: the folder.
+        what: what it is not, for the message.
+    """
+
     def __init__(self, path: Path | str, what: str = "an adaptergit repository") -> None:
         self.path = Path(path)
         super().__init__(f"{self.path} is not {what}; run `adaptergit init` there first")
@@ -179,6 +250,13 @@ class AnotherRegistry(AdapterGitError):
 
 
 class RepositoryBusy(AdapterGitError):
+    """Another command holds the repository's lock (exit status 75, EX_TEMPFAIL: try again).
+
+    Args:
+        lock_path: the lock file.
+        holder: who holds it (process id, command), if known.
+    """
+
     exit_code = 75  # EX_TEMPFAIL: try again later
 
     def __init__(self, lock_path: Path | str, holder: str = "") -> None:
@@ -259,6 +337,14 @@ class BranchMoved(AdapterGitError):
 
 
 class NothingToCommit(AdapterGitError):
+    """The adapter's weights and config equal its latest version's: no version is made
+    (exit status 1, as ``git commit`` with nothing staged).
+
+    Args:
+        name: the adapter.
+        version: its latest version (``vX.Y.Z``).
+    """
+
     def __init__(self, name: str, version: str) -> None:
         self.name = name
         self.version = version
@@ -266,6 +352,14 @@ class NothingToCommit(AdapterGitError):
 
 
 class VersionExists(AdapterGitError):
+    """The version to record is already registered, or a lightweight tag has its name.
+
+    Args:
+        name: the adapter.
+        version: the version (``vX.Y.Z``).
+        lightweight: the name is taken by a lightweight git tag, not a registered version.
+    """
+
     def __init__(self, name: str, version: str, *, lightweight: bool = False) -> None:
         self.name = name
         self.version = version
@@ -279,6 +373,14 @@ class VersionExists(AdapterGitError):
 
 
 class VersionNotNewer(AdapterGitError):
+    """An explicit version that is not above the adapter's latest (versions only grow).
+
+    Args:
+        name: the adapter.
+        version: the version asked for.
+        latest: the latest registered version.
+    """
+
     def __init__(self, name: str, version: str, latest: str) -> None:
         self.name = name
         self.version = version
@@ -289,6 +391,13 @@ class VersionNotNewer(AdapterGitError):
 
 
 class UnknownAdapter(NotFound):
+    """No adapter of that name has a version or a folder.
+
+    Args:
+        name: the name asked for.
+        known: the adapters there are, listed in the message.
+    """
+
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         self.known = sorted(known)
@@ -296,6 +405,14 @@ class UnknownAdapter(NotFound):
 
 
 class UnknownVersion(NotFound):
+    """The adapter exists but has no such version.
+
+    Args:
+        name: the adapter.
+        version: the version asked for.
+        known: its versions, listed in the message.
+    """
+
     def __init__(self, name: str, version: str, known: Iterable[str]) -> None:
         self.name = name
         self.version = version
@@ -304,6 +421,16 @@ class UnknownVersion(NotFound):
 
 
 class UnknownStage(UnknownVersion):
+    """No version of the adapter holds the stage (by GTO's stage tags).
+
+    A subclass of `UnknownVersion`, with `version` set to ``#STAGE``.
+
+    Args:
+        name: the adapter.
+        stage: the stage asked for.
+        assigned: the stages its versions hold, listed in the message.
+    """
+
     def __init__(self, name: str, stage: str, assigned: Iterable[str]) -> None:
         AdapterGitError.__init__(
             self,
@@ -335,6 +462,14 @@ class AdapterWithdrawn(NotFound):
 
 
 class UnknownRevision(NotFound):
+    """``NAME@REV`` where REV is no git revision, or one that does not hold the adapter.
+
+    Args:
+        name: the adapter.
+        revision: the revision given.
+        reason: why it does not resolve, if more is known.
+    """
+
     def __init__(self, name: str, revision: str, reason: str = "") -> None:
         self.name = name
         self.revision = revision
@@ -356,6 +491,14 @@ class NotAnAdapterVersion(NotFound):
 
 
 class UncommittedChanges(AdapterGitError):
+    """``adapters/NAME`` holds changes that no version records; overwriting would lose
+    them (``--force`` / ``force=True`` does).
+
+    Args:
+        name: the adapter.
+        paths: the changed files, listed in the message (at most four).
+    """
+
     def __init__(self, name: str, paths: Iterable[str]) -> None:
         self.name = name
         self.paths = list(paths)
@@ -376,6 +519,12 @@ class GitViewConflict(AdapterGitError):
 
 
 class DestinationNotEmpty(AdapterGitError):
+    """``checkout --to`` names a folder that exists and is not empty (without force).
+
+    Args:
+        path: the folder.
+    """
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         super().__init__(f"{self.path} exists and is not empty; use --force to overwrite it")
@@ -390,6 +539,15 @@ class ManagedDestination(InvalidInput):
 
 
 class WeightsMissing(AdapterGitError):
+    """A version's weights are not in the local DVC cache, and were not (or could not be)
+    fetched.
+
+    Args:
+        name: the adapter.
+        version: the version.
+        md5: the weights' DVC md5, hex.
+    """
+
     def __init__(self, name: str, version: str, md5: str) -> None:
         self.name = name
         self.version = version
@@ -401,6 +559,14 @@ class WeightsMissing(AdapterGitError):
 
 
 class IntegrityError(AdapterGitError):
+    """Data that does not hash to what was recorded: the sha256 of weights (exit status 3).
+
+    Args:
+        path: the file.
+        expected: the recorded sha256, hex.
+        actual: the sha256 of its bytes, hex.
+    """
+
     exit_code = 3
 
     def __init__(self, path: Path | str, expected: str, actual: str) -> None:
@@ -575,6 +741,13 @@ class GcRefused(AdapterGitError):
 
 
 class DvcError(AdapterGitError):
+    """A DVC operation failed; the message keeps DVC's own reason on one line.
+
+    Args:
+        operation: what was attempted (``push``, ``remote add``, ...).
+        detail: DVC's message.
+    """
+
     def __init__(self, operation: str, detail: str) -> None:
         self.operation = operation
         self.detail = " ".join(detail.split()) or "failed"
@@ -582,6 +755,14 @@ class DvcError(AdapterGitError):
 
 
 class MissingDependency(AdapterGitError):
+    """An optional package a feature needs is not installed.
+
+    Args:
+        package: the package.
+        purpose: what needs it, for the message.
+        install: the command that installs it.
+    """
+
     def __init__(self, package: str, purpose: str, install: str) -> None:
         self.package = package
         super().__init__(f"{purpose} needs {package}; install it with `{install}`")
@@ -615,6 +796,13 @@ class InvalidBaseModel(InvalidInput):
 
 
 class NoRemote(AdapterGitError):
+    """There is no DVC remote of that name, or no default remote and none was named.
+
+    Args:
+        known: the remotes configured.
+        wanted: the name asked for, or None when the default was wanted.
+    """
+
     def __init__(self, known: Iterable[str], wanted: str | None = None) -> None:
         self.known = sorted(known)
         self.wanted = wanted
@@ -631,6 +819,15 @@ class NoRemote(AdapterGitError):
 
 
 class TransferFailed(AdapterGitError):
+    """Weights did not arrive at (push) or from (fetch) a DVC remote.
+
+    Args:
+        direction: ``push`` or ``fetch``.
+        remote: the DVC remote.
+        refs: the versions whose weights did not arrive.
+        reason: DVC's reason, if known.
+    """
+
     def __init__(
         self, direction: str, remote: str, refs: Iterable[str], reason: str | None = None
     ) -> None:
@@ -650,6 +847,12 @@ class TransferFailed(AdapterGitError):
 
 
 class NotAPeftModel(InvalidInput):
+    """What was handed to commit is neither an adapter folder nor a ``peft.PeftModel``.
+
+    Args:
+        kind: the type that was given, for the message.
+    """
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
         super().__init__(
@@ -760,6 +963,14 @@ class BaseModelUnverifiable(AdapterGitError):
 
 
 class StageAlreadyAssigned(AdapterGitError):
+    """The version holds the stage already (by GTO's stage tags).
+
+    Args:
+        name: the adapter.
+        stage: the stage.
+        version: the version holding it.
+    """
+
     def __init__(self, name: str, stage: str, version: str) -> None:
         self.name = name
         self.stage = stage
@@ -768,6 +979,14 @@ class StageAlreadyAssigned(AdapterGitError):
 
 
 class StageNotAssigned(NotFound):
+    """No version of the adapter holds the stage, so there is nothing to unassign.
+
+    Args:
+        name: the adapter.
+        stage: the stage.
+        assigned: the stages its versions hold, listed in the message.
+    """
+
     def __init__(self, name: str, stage: str, assigned: Iterable[str]) -> None:
         self.name = name
         self.stage = stage

@@ -29,7 +29,21 @@ MAX_NAME_LENGTH = 100
 
 
 def validate_name(name: str) -> str:
-    """Return `name` if it is a valid adapter name, else raise InvalidName saying why."""
+    """Return `name` if it is a valid adapter name, else raise InvalidName saying why.
+
+    Valid: GTO's artifact names narrowed to what is safe as a folder and a git ref component:
+    1 to 100 characters of ``a-z``, ``0-9``, ``-`` and ``_``, starting and ending with a letter
+    or digit (`NAME_PATTERN`).
+
+    Args:
+        name: the name to check.
+
+    Returns:
+        `name` itself.
+
+    Raises:
+        InvalidName: it breaks a rule; the message says which.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidName(str(name), "the name is empty")
     if len(name) > MAX_NAME_LENGTH:
@@ -51,6 +65,11 @@ def validate_name(name: str) -> str:
 
 
 def validate_stage(stage: str) -> str:
+    """Return `stage` if it is a valid stage name (as an adapter name: `NAME_PATTERN`).
+
+    Raises:
+        InvalidRef: it is not.
+    """
     if not _STAGE_RE.match(stage or ""):
         raise InvalidRef(stage, "a stage is lower-case letters, digits, '-' and '_'")
     return stage
@@ -68,6 +87,11 @@ class SemVer:
 
     @classmethod
     def parse(cls, text: str) -> SemVer:
+        """Parse ``vMAJOR.MINOR.PATCH[-PRERELEASE]`` (SemVer 2.0.0 with GTO's ``v``).
+
+        Raises:
+            InvalidVersion: `text` is not one; ``1.2.0`` is told it lacks the ``v``.
+        """
         match = _SEMVER_RE.match(text or "")
         if not match:
             if text and _SEMVER_RE.match("v" + text):
@@ -79,9 +103,18 @@ class SemVer:
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
+        """Whether `text` is a version `parse` takes."""
         return bool(_SEMVER_RE.match(text or ""))
 
     def bump(self, part: str) -> SemVer:
+        """The next version: ``major``, ``minor`` or ``patch`` incremented, lower parts zeroed.
+
+        A ``patch`` bump of a pre-release is its release (``v1.2.0-rc.1`` -> ``v1.2.0``), as
+        SemVer orders a release after its pre-releases.
+
+        Raises:
+            InvalidVersion: `part` is none of the three.
+        """
         if part == "major":
             return SemVer(self.major + 1, 0, 0)
         if part == "minor":
@@ -125,6 +158,15 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
+        """Parse ``NAME``, ``NAME@latest``, ``NAME@vX.Y.Z``, ``NAME@<git rev>`` or ``NAME#STAGE``.
+
+        After ``@``, text that is a version is one; anything else is taken as a git revision
+        (resolved later), unless it holds characters git forbids in revisions.
+
+        Raises:
+            InvalidRef: empty, a bad name or stage, nothing after ``@``, or an impossible
+                revision.
+        """
         if not isinstance(text, str) or not text.strip():
             raise InvalidRef(str(text), "empty reference")
         text = text.strip()
@@ -150,6 +192,7 @@ class Ref:
 
     @property
     def is_latest(self) -> bool:
+        """Whether it names the latest version (no version, revision or stage given)."""
         return self.version is None and self.revision is None and self.stage is None
 
     def __str__(self) -> str:
