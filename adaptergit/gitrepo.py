@@ -344,7 +344,15 @@ class GitRepo:
         return result
 
     def read_blob(self, rev: str, path: str) -> bytes | None:
-        """The bytes of `path` as of `rev` (a commit id or any revision; "" for the index), or None."""
+        """The bytes of `path` as of `rev`, or None when absent or not a file.
+
+        Args:
+            rev: a commit id or any revision; "" for the index.
+            path: a ``/``-separated path relative to the registry's folder (`root`).
+
+        Raises:
+            GitError: `path` contains a newline.
+        """
         return self.read_blobs([f"{rev}:{path}"])[0]
 
     def read_blobs(self, objects: Sequence[str]) -> list[bytes | None]:
@@ -506,7 +514,15 @@ class GitRepo:
         raise GitError("cat-file", b"".join(errors).decode(errors="replace") or "git stopped early")
 
     def list_dir(self, rev: str, path: str) -> list[str]:
-        """Names of the entries of directory `path` at `rev` (empty if it is absent)."""
+        """Names of the entries of directory `path` at `rev` (``git ls-tree --name-only``).
+
+        Args:
+            rev: a commit id or any revision.
+            path: a directory, relative to the registry's folder (`root`).
+
+        Returns:
+            The entries' names (files and folders), empty if `path` or `rev` does not exist.
+        """
         out = self._run(
             "ls-tree",
             "--name-only",
@@ -519,7 +535,15 @@ class GitRepo:
         return [Path(p).name for p in out.split("\x00") if p]
 
     def tree_entries(self, rev: str, path: str) -> dict[str, str]:
-        """File name -> blob id for the files directly under `path` at `rev`."""
+        """File name -> blob id for the files directly under `path` at `rev` (``git ls-tree``).
+
+        Args:
+            rev: a commit id or any revision.
+            path: a directory, relative to the registry's folder (`root`).
+
+        Returns:
+            Blobs only (sub-folders are left out); empty if `path` or `rev` does not exist.
+        """
         out = self._run(
             "ls-tree", "-z", rev, "--", self._git_path(path.rstrip("/")) + "/", check=False
         )
@@ -577,6 +601,7 @@ class GitRepo:
         return [entry for entry in out.split("\x00") if entry]
 
     def config_get(self, key: str) -> str | None:
+        """The value of git configuration `key` (``git config --get``), or None if unset."""
         out = self._run("config", "--get", key, check=False).strip()
         return out or None
 
@@ -663,7 +688,14 @@ class GitRepo:
         return commit
 
     def reset_index(self, rev: str, paths: Sequence[str]) -> None:
-        """Make the index entries of `paths` those of `rev` (the work tree is untouched)."""
+        """Make the index entries of `paths` those of `rev` (the work tree is untouched).
+
+        As ``git reset REV -- PATHS``; failures are ignored (a path that is in neither is left).
+
+        Args:
+            rev: the commit.
+            paths: paths relative to the registry's folder (`root`).
+        """
         self._run("reset", "--quiet", rev, "--", *map(self._git_path, paths), check=False)
 
     def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
@@ -672,7 +704,18 @@ class GitRepo:
         return self._run("mktag", input=body.encode()).strip()
 
     def create_tag(self, name: str, commit: str, message: str, *, when: int | None = None) -> None:
-        """Create an annotated tag, failing if it exists; `when` overrides the tagger date (unix s)."""
+        """Create an annotated tag, failing if it exists (``git mktag`` + ``git update-ref``).
+
+        Args:
+            name: the tag's name, without ``refs/tags/`` (built by `adaptergit.tags`).
+            commit: the commit it points at.
+            message: the tag's message.
+            when: the tagger date in Unix seconds (default: now), so that GTO orders stage events
+                as written.
+
+        Raises:
+            GitError: the tag exists, or git failed (no identity, say).
+        """
         tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
         if when is not None:  # "Name <email> 1700000000 +0000": replace the seconds
             ident, _seconds, zone = tagger.rsplit(" ", 2)
@@ -696,12 +739,27 @@ class GitRepo:
         return [p for p in found if p]
 
     def delete_tag(self, name: str) -> None:
+        """Delete tag `name` (``refs/tags/NAME``); a tag that does not exist is no error.
+
+        Raises:
+            GitError: git could not update the ref (a locked ref, a read-only repository).
+        """
         self._run("update-ref", "-d", f"refs/tags/{name}")
 
     def set_config(self, key: str, value: str) -> None:
+        """Set git configuration `key` to `value` in the repository's config (``git config``).
+
+        Raises:
+            GitError: git refused (an invalid key).
+        """
         self._run("config", key, value)
 
     def stage(self, paths: Sequence[str]) -> None:
+        """``git add`` `paths` (relative to `root`) to the index.
+
+        Raises:
+            GitError: git refused (a path outside the repository, an ignored file).
+        """
         self._run("add", "--", *map(self._git_path, paths))
 
     def commit_staged(
@@ -711,7 +769,19 @@ class GitRepo:
         *,
         on_prepared: Callable[[str, dict[str, str]], None] | None = None,
     ) -> str | None:
-        """Commit `paths` as they are in the work tree (a no-op when nothing changed)."""
+        """Commit `paths` as they are in the work tree (a no-op when nothing changed).
+
+        Args:
+            message: the commit message.
+            paths: the paths to commit, relative to `root`; other staged changes stay staged.
+            on_prepared: see `commit_paths`.
+
+        Returns:
+            The new commit's id, or None when `paths` had no changes and HEAD exists.
+
+        Raises:
+            GitError: git failed; nothing moved.
+        """
         if not self.status(list(paths)) and self.head():
             return None
         return self.commit_paths(paths, message, on_prepared=on_prepared)
@@ -882,11 +952,20 @@ class GitRepo:
     # --- sharing ---------------------------------------------------------------------------
 
     def merged_tags(self, rev: str, pattern: str) -> list[str]:
-        """Tags matching `pattern` whose commits are reachable from `rev`."""
+        """Tags matching `pattern` whose commits are reachable from `rev` (``git tag --merged``).
+
+        Args:
+            rev: the revision.
+            pattern: a ``git tag --list`` glob (``*@v*``).
+
+        Returns:
+            Tag names, without ``refs/tags/``; empty if `rev` does not exist.
+        """
         out = self._run("tag", "--list", "--merged", rev, pattern, check=False)
         return out.split()
 
     def remotes(self) -> list[str]:
+        """The names of the git remotes (``git remote``)."""
         return self._run("remote").split()
 
     def default_remote(self) -> str | None:
@@ -942,7 +1021,16 @@ class GitRepo:
         return self.config_get(f"branch.{branch}.merge")
 
     def is_ancestor(self, old: str | None, new: str) -> bool:
-        """Whether commit `old` is an ancestor of (or is) commit `new`; False for None."""
+        """Whether commit `old` is an ancestor of (or is) commit `new` (``git merge-base
+        --is-ancestor``).
+
+        Args:
+            old: a commit, or None (then False).
+            new: a commit.
+
+        Returns:
+            False also when either commit does not exist.
+        """
         if old is None:
             return False
         proc = subprocess.run(
@@ -1021,12 +1109,31 @@ class GitRepo:
         return self.resolve_commit(ref) if self._ref_exists(ref) else None
 
     def commits_between(self, new: str, exclude: Sequence[str]) -> set[str]:
-        """Commits reachable from `new` but not from any of `exclude` (revisions or --remotes=X)."""
+        """Commits reachable from `new` but not from any of `exclude` (``git rev-list``).
+
+        Args:
+            new: a revision.
+            exclude: revisions, or options such as ``--remotes=origin``, passed after ``--not``.
+
+        Returns:
+            Commit ids; empty if git fails (an unknown revision).
+        """
         args = ["rev-list", new, *(["--not", *exclude] if exclude else [])]
         out = self._run(*args, check=False)
         return set(out.split())
 
     def changed_files(self, old: str, new: str, pathspecs: Sequence[str]) -> list[str]:
+        """Paths that differ between commits `old` and `new` (``git diff --name-only``).
+
+        Args:
+            old: a commit.
+            new: a commit.
+            pathspecs: limit to these paths or globs, relative to `root`.
+
+        Returns:
+            Paths relative to `root` (others left out), renames counted as delete + add; empty
+            on failure.
+        """
         out = self._run(
             "diff",
             "--name-only",
@@ -1137,20 +1244,43 @@ class GitRepo:
 
     @classmethod
     def clone(cls, url: str, dest: Path | str) -> GitRepo:
-        """``git clone`` `url` into `dest`, tags included, and open the clone."""
+        """``git clone`` `url` into `dest`, tags included, and open the clone.
+
+        Args:
+            url: anything ``git clone`` takes.
+            dest: the folder to create.
+
+        Raises:
+            GitError: the clone failed.
+        """
         proc = subprocess.run(["git", "clone", "--quiet", str(url), str(dest)], capture_output=True)
         if proc.returncode != 0:
             raise GitError("clone", proc.stderr.decode(errors="replace"))
         return cls(dest)
 
     def add_remote(self, name: str, url: str) -> None:
-        """``git remote add NAME URL``."""
+        """``git remote add NAME URL``.
+
+        Raises:
+            GitError: the remote exists, or git refused the name.
+        """
         self._run("remote", "add", name, str(url))
 
     # --- bulk reads (diff, verify, status, gc) ----------------------------------------------
 
     def object_ids(self, objects: Sequence[str], kind: str = "blob") -> list[str | None]:
-        """Ids of objects named like ``REV:PATH`` (None when absent or not a `kind`), in one call."""
+        """Ids of objects named like ``REV:PATH``, in one ``git cat-file --batch-check``.
+
+        Args:
+            objects: object names (``REV:PATH``, ``:PATH`` for the index).
+            kind: the object type wanted (``blob``, ``tree``).
+
+        Returns:
+            One id per name, in order; None where it is absent or not a `kind`.
+
+        Raises:
+            GitError: git failed.
+        """
         if not objects:
             return []
         out = self._run(
@@ -1185,7 +1315,17 @@ class GitRepo:
         return tips
 
     def files_in_tree(self, rev: str, predicate: Any) -> dict[str, str]:
-        """Path -> blob id of every file under `root` at `rev` whose path satisfies `predicate`."""
+        """Path -> blob id of every file under `root` at `rev` whose path satisfies `predicate`.
+
+        Read with one ``git ls-tree -r --full-tree``.
+
+        Args:
+            rev: a commit or tree.
+            predicate: called with each path (relative to `root`); true keeps it.
+
+        Raises:
+            GitError: `rev` does not exist.
+        """
         scope = ["--", self.prefix] if self.prefix else []
         out = self._run("ls-tree", "-r", "-z", "--full-tree", rev, *scope)
         found = {}

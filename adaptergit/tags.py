@@ -96,22 +96,45 @@ def version_order(tag: str) -> tuple[str, SemVer]:
 
 
 def version_tag(name: str, version: SemVer | str) -> str:
-    """``NAME@vX.Y.Z``: the tag that registers a version."""
+    """``NAME@vX.Y.Z``: the tag that registers a version (``gto register``).
+
+    Args:
+        name: the artifact (adapter) name, already validated.
+        version: the version, parsed or as ``vX.Y.Z`` text.
+    """
     return f"{name}@{version}"
 
 
 def deregister_tag(name: str, version: SemVer | str, counter: int) -> str:
-    """``NAME@vX.Y.Z!#N``: the tag that withdraws a registered version."""
+    """``NAME@vX.Y.Z!#N``: the tag that withdraws a registered version (``gto deregister``).
+
+    Args:
+        name: the artifact name.
+        version: the version withdrawn.
+        counter: GTO's counter N (`next_counter`).
+    """
     return f"{name}@{version}!#{counter}"
 
 
 def stage_tag(name: str, stage: str, counter: int, *, unassign: bool = False) -> str:
-    """``NAME#STAGE#N`` (assign) or ``NAME#STAGE!#N`` (unassign)."""
+    """``NAME#STAGE#N`` (assign) or ``NAME#STAGE!#N`` (unassign), as ``gto assign`` writes them.
+
+    Args:
+        name: the artifact name.
+        stage: the stage.
+        counter: GTO's counter N (`next_counter`).
+        unassign: build the unassignment tag.
+    """
     return f"{name}#{stage}{'!' if unassign else ''}#{counter}"
 
 
 def deprecate_tag(name: str, counter: int) -> str:
-    """``NAME@deprecated#N``: the tag that deprecates a whole artifact."""
+    """``NAME@deprecated#N``: the tag that deprecates a whole artifact (``gto deprecate NAME``).
+
+    Args:
+        name: the artifact name.
+        counter: GTO's counter N (`next_counter`).
+    """
     return f"{name}@deprecated#{counter}"
 
 
@@ -140,7 +163,15 @@ def event_patterns() -> list[str]:
 
 
 def next_counter(tags: Iterable[str], name: str) -> int:
-    """GTO's next ``#N`` for artifact `name`: one more than the highest of its tags' counters."""
+    """GTO's next ``#N`` for artifact `name`: one more than the highest of its tags' counters.
+
+    Args:
+        tags: tag names (without ``refs/tags/``), of any artifacts; others' are ignored.
+        name: the artifact.
+
+    Returns:
+        1 when `name` has no counted tag yet.
+    """
     highest = 0
     for tag in tags:
         parsed = parse(tag)
@@ -153,16 +184,36 @@ def next_counter(tags: Iterable[str], name: str) -> int:
 
 
 def register_message(name: str, version: SemVer | str, message: str = "") -> str:
-    """The message of a registration tag: GTO's line, then the user's message if any."""
+    """The message of a registration tag: GTO's line, then the user's message if any.
+
+    Args:
+        name: the artifact name.
+        version: the version registered.
+        message: the user's message ("" for none).
+    """
     text = f"Registering artifact {name} version {version}"
     return f"{text}\n\n{message}" if message else text
 
 
 def assign_message(name: str, stage: str, version: str) -> str:
+    """GTO's default message of an assignment tag (``gto/registry.py``).
+
+    Args:
+        name: the artifact name.
+        stage: the stage assigned.
+        version: the version (``vX.Y.Z``, or a short commit for an unregistered one).
+    """
     return f"Assigning stage {stage} to artifact {name} version {version}"
 
 
 def unassign_message(name: str, stage: str, version: str) -> str:
+    """GTO's default message of an unassignment tag, quoted as GTO quotes it.
+
+    Args:
+        name: the artifact name.
+        stage: the stage unassigned.
+        version: the version (``vX.Y.Z``, or a short commit for an unregistered one).
+    """
     return f"Unassigning stage '{stage}' to artifact '{name}' version '{version}'"
 
 
