@@ -91,6 +91,12 @@ class Pointer:
     path: str
 
     def to_bytes(self) -> bytes:
+        """The ``.dvc`` file, byte for byte what ``dvc add`` writes for one file in DVC 3.
+
+        DVC's ``.dvc`` format (https://dvc.org/doc/user-guide/project-structure/dvc-files): one
+        output with its ``md5`` (of the file's bytes, hex), ``size`` in bytes, ``hash: md5`` and
+        ``path`` relative to the ``.dvc`` file.
+        """
         # Byte for byte what `dvc add` writes for one file in DVC 3.
         return (
             f"outs:\n- md5: {self.md5}\n  size: {self.size}\n  hash: md5\n  path: {self.path}\n"
@@ -168,6 +174,7 @@ class DvcRepo:
 
     @property
     def initialized(self) -> bool:
+        """Whether ``dvc init`` ran here (``.dvc/config`` exists)."""
         return (self.dvc_dir / "config").exists()
 
     def init(self, *, subdir: bool = False) -> list[str]:
@@ -326,9 +333,18 @@ class DvcRepo:
         return self._cache_dir
 
     def cache_path(self, md5: str) -> Path:
+        """Where the cache holds object `md5`: ``files/md5/XX/REST`` (DVC 3's cache layout).
+
+        Args:
+            md5: the object's md5, 32 hex digits (``.dir`` suffix kept for directory listings).
+
+        Returns:
+            The path, whether or not the object is there.
+        """
         return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
 
     def in_cache(self, md5: str) -> bool:
+        """Whether the cache holds object `md5` (a regular file at `cache_path`; not re-hashed)."""
         return self.cache_path(md5).is_file()
 
     def journal_dir(self) -> Path:
@@ -471,6 +487,7 @@ class DvcRepo:
 
     @staticmethod
     def gitignore_entry(filename: str) -> str:
+        """The ``.gitignore`` line DVC writes for a tracked file beside it: ``/FILENAME``."""
         return f"/{filename}"
 
     # --- listing and garbage collection (adaptergit gc) -------------------------------------
@@ -587,6 +604,20 @@ class NewObject:
         os.unlink(path)
 
     def commit(self, md5: str) -> Path:
+        """Make the object visible under its md5: fsync, read-only, renamed into the cache.
+
+        An existing object of that md5 is replaced (ours was just hashed; a damaged one is
+        repaired).
+
+        Args:
+            md5: the md5 of the bytes written, hex.
+
+        Returns:
+            The object's path in the cache.
+
+        Raises:
+            FileSystemError: the disk is full, or the cache is not writable.
+        """
         dst = self.repo.cache_path(md5)
         try:
             self.stream.flush()
@@ -632,6 +663,7 @@ class NewObject:
         return self.repo.place(self.md5, dst, tmp_name=tmp_name)
 
     def discard(self) -> None:
+        """Close the streams; delete the temporaries `commit` and `place` did not use (idempotent)."""
         for stream in self.streams:
             if not stream.closed:
                 with contextlib.suppress(OSError):  # flushing may fail again (disk full)
@@ -699,6 +731,14 @@ def _missing_plugin(message: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RemoteInfo:
+    """A DVC remote as configured.
+
+    Attributes:
+        name: the remote's name.
+        url: its URL (``s3://...``, ``ssh://...``, a directory), without a password.
+        default: whether it is the default remote (``core.remote``).
+    """
+
     name: str
     url: str
     default: bool
@@ -706,6 +746,14 @@ class RemoteInfo:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TransferOutcome:
+    """What a push or fetch of cache objects did.
+
+    Attributes:
+        transferred: md5s of the objects that arrived.
+        failed: md5s of those that did not.
+        error: DVC's reason for the failures, on one line, if any.
+    """
+
     transferred: frozenset[str]
     failed: frozenset[str]
     error: str | None = None
@@ -760,6 +808,14 @@ class DvcRemotes:
         return merged
 
     def configured(self) -> list[RemoteInfo]:
+        """The remotes, sorted by name; `RemoteInfo.default` marks the default.
+
+        Read from ``.dvc/config`` and ``.dvc/config.local`` (and a newer commit's config when
+        this one predates the remote, see the class).
+
+        Raises:
+            DvcError: a config file is not valid INI.
+        """
         config = self._effective()
         default = config.get("core", {}).get("remote")
         found = {
@@ -770,12 +826,29 @@ class DvcRemotes:
         return [RemoteInfo(name=n, url=u, default=n == default) for n, u in sorted(found.items())]
 
     def default(self) -> str | None:
+        """The default remote's name (``core.remote``), or None.
+
+        Raises:
+            DvcError: a config file is not valid INI.
+        """
         return self._effective().get("core", {}).get("remote")
 
     def add(
         self, name: str, url: str, *, default: bool = False, options: dict[str, str] | None = None
     ) -> None:
-        """Add a remote to .dvc/config; secrets (passwords, keys) go to .dvc/config.local only."""
+        """Add a remote to .dvc/config; secrets (passwords, keys) go to .dvc/config.local only.
+
+        A password in the URL (``ssh://user:pw@host/...``) is moved to ``config.local`` too.
+
+        Args:
+            name: the remote's name.
+            url: anything DVC takes as a remote URL.
+            default: make it the default remote.
+            options: further options (`SECRET_OPTIONS` go to ``config.local``).
+
+        Raises:
+            DvcError: a remote of that name exists, or DVC refused the config.
+        """
         from dvc.config import Config
 
         url, password = _split_credentials(url)
@@ -902,6 +975,7 @@ class DvcRemotes:
         return self._dvc
 
     def close(self) -> None:
+        """Close the DVC repository opened for transfers, if any."""
         if self._dvc is not None:
             self._dvc.close()
             self._dvc = None
@@ -913,7 +987,18 @@ class DvcRemotes:
         return [HashInfo("md5", m) for m in sorted(set(md5s))]
 
     def missing(self, md5s: Any, remote: str | None = None) -> set[str]:
-        """Which of these objects the remote lacks."""
+        """Which of these objects the remote lacks (DVC's ``cloud.status``).
+
+        Args:
+            md5s: object ids (md5, hex).
+            remote: the remote (default: the default remote).
+
+        Returns:
+            The md5s not on the remote.
+
+        Raises:
+            DvcError: the remote cannot be asked (unreachable, no credentials).
+        """
         try:
             status = self._repo().cloud.status(self._hash_infos(md5s), remote=remote)
         except AdapterGitError:
@@ -948,7 +1033,20 @@ class DvcRemotes:
         return {m for m in set(md5s) if not os.path.isfile(os.path.join(objects, m[:2], m[2:]))}
 
     def remove(self, md5s: Any, remote: str) -> set[str]:
-        """Delete these objects from the remote through DVC's object database (as ``dvc gc -c``)."""
+        """Delete these objects from the remote through DVC's object database (as ``dvc gc -c``).
+
+        Also removes what killed uploads of this repository left on the remote.
+
+        Args:
+            md5s: object ids (md5, hex).
+            remote: the remote.
+
+        Returns:
+            The md5s that were there and were deleted.
+
+        Raises:
+            DvcError: the remote cannot be reached or changed.
+        """
         wanted = sorted(set(md5s))
         if not wanted:
             return set()
@@ -1027,7 +1125,18 @@ class DvcRemotes:
     def push(
         self, md5s: Any, remote: str | None = None, *, progress: Progress | None = None
     ) -> TransferOutcome:
-        """Upload these cache objects to `remote` (DVC's ``push``), reporting bytes to `progress`."""
+        """Upload these cache objects to `remote` (DVC's ``push``), reporting bytes to `progress`.
+
+        Failures do not raise: they are in the outcome (`TransferOutcome.failed`, `error`).
+
+        Args:
+            md5s: object ids (md5, hex) in the local cache.
+            remote: the remote (default: the default remote).
+            progress: called with (bytes sent, bytes to send).
+
+        Returns:
+            Which objects arrived and which did not.
+        """
         return self._transfer("push", md5s, remote, None, progress)
 
     def fetch(
