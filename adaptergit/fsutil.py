@@ -163,7 +163,22 @@ def read_file(path: Path, max_bytes: int, *, display: Path | str | None = None) 
 
 
 def read_in_tree(root: Path, rel: str, max_bytes: int) -> bytes | None:
-    """`read_file` of ``root/rel`` after `safe_path`: no link anywhere on the way."""
+    """`read_file` of ``root/rel`` after `safe_path`: no link anywhere on the way.
+
+    Args:
+        root: the work tree.
+        rel: a ``/``-separated path inside it.
+        max_bytes: the largest file accepted, in bytes.
+
+    Returns:
+        The file's bytes, or None when it does not exist.
+
+    Raises:
+        UnsafePath: `rel` leaves the work tree, or a folder on the way or the file itself is a
+            symbolic link (or the file is no regular file).
+        InvalidInput: the file is larger than `max_bytes`.
+        FileSystemError: it cannot be read.
+    """
     return read_file(safe_path(root, rel), max_bytes, display=rel)
 
 
@@ -227,7 +242,20 @@ def atomic_output(
 def atomic_write(
     path: Path, data: bytes, mode: int = 0o644, *, tmp_name: str | None = None
 ) -> None:
-    """Write `data` to `path` so that readers see either the old or the whole new file."""
+    """Write `data` to `path` so that readers see either the old or the whole new file.
+
+    A temporary file in the same folder is written, fsynced and renamed over `path`, and the
+    folder fsynced (`atomic_output`).
+
+    Args:
+        path: the file.
+        data: its new content.
+        mode: the new file's permission bits.
+        tmp_name: the temporary file's name (a journal's, so recovery can remove it).
+
+    Raises:
+        FileSystemError: writing failed (the disk is full, permissions), naming `path`.
+    """
     with atomic_output(path, mode, tmp_name=tmp_name) as (_tmp, fd):
         view = memoryview(data)
         while view:
@@ -322,6 +350,12 @@ class RepoLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        """Take the lock, retrying with backoff up to `timeout` seconds; write our pid in it.
+
+        Raises:
+            RepositoryBusy: another process held it for the whole `timeout` (its pid named when
+                known).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
@@ -344,6 +378,7 @@ class RepoLock:
         self._fd = fd
 
     def release(self) -> None:
+        """Release the lock (a no-op when not held)."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)

@@ -65,6 +65,7 @@ class StageEventTag:
 
     @property
     def order(self) -> tuple[int, int]:
+        """(tag date in unix seconds, counter): how GTO orders events of one artifact."""
         return (self.created, self.counter)
 
 
@@ -89,6 +90,7 @@ class Withdrawal:
 
     @property
     def order(self) -> tuple[int, int]:
+        """(tag date in unix seconds, counter): how GTO orders events of one artifact."""
         return (self.created, self.counter)
 
     @property
@@ -233,7 +235,15 @@ class Index:
         return found[-1] if found else None
 
     def find(self, name: str, version: SemVer | str) -> Registration | None:
-        """The registration of ``NAME@version``, or None."""
+        """The registration of ``NAME@version``, withdrawn or not, or None.
+
+        Args:
+            name: the adapter.
+            version: the version, parsed or as ``vX.Y.Z`` text.
+
+        Raises:
+            InvalidVersion: `version` is text that is not a version.
+        """
         wanted = version if isinstance(version, SemVer) else SemVer.parse(version)
         for reg in self._versions.get(name, ()):
             if reg.version == wanted:
@@ -241,7 +251,12 @@ class Index:
         return None
 
     def at_commit(self, name: str, commit: str) -> Registration | None:
-        """The highest version of `name` registered at `commit`, or None."""
+        """The highest version of `name` registered at `commit`, withdrawn or not, or None.
+
+        Args:
+            name: the adapter.
+            commit: a full commit id (as the tags peel to).
+        """
         found = [r for r in self._versions.get(name, ()) if r.commit == commit]
         return found[-1] if found else None
 
@@ -288,7 +303,14 @@ class Index:
         return result
 
     def stages_of(self, name: str, commit: str) -> tuple[str, ...]:
-        """The stages the version of `name` at `commit` holds."""
+        """The stages the version of `name` at `commit` holds, sorted.
+
+        Holding follows GTO: the latest assignment of a stage to an active version holds it.
+
+        Args:
+            name: the adapter.
+            commit: a full commit id.
+        """
         return tuple(
             stage
             for (held_name, stage), event in sorted(self._holders.items())
@@ -296,7 +318,12 @@ class Index:
         )
 
     def stage_commit(self, name: str, stage: str) -> str | None:
-        """The commit whose version of `name` holds `stage`, or None."""
+        """The commit whose version of `name` holds `stage` (what ``NAME#STAGE`` names), or None.
+
+        Args:
+            name: the adapter.
+            stage: the stage.
+        """
         event = self._holders.get((name, stage))
         return event.commit if event else None
 
@@ -305,7 +332,18 @@ class Index:
         return sorted(stage for (held_name, stage) in self._holders if held_name == name)
 
     def active_commits(self, name: str, stage: str) -> list[str]:
-        """Every commit on which `stage` of `name` is still active (GTO keeps older ones active)."""
+        """Every commit on which `stage` of `name` is still active (GTO keeps older ones active).
+
+        A commit counts when its latest event for `stage` is an assignment, even if a newer
+        assignment elsewhere holds the stage now; `unassign` must withdraw each.
+
+        Args:
+            name: the adapter.
+            stage: the stage.
+
+        Returns:
+            Commit ids, sorted.
+        """
         latest: dict[str, StageEventTag] = {}
         for event in self._events.get(name, ()):
             if event.stage == stage and (

@@ -127,6 +127,7 @@ class TensorRecord:
     blake3: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Its manifest entry: ``dtype``, ``shape`` (a list) and ``blake3``; the name is the key."""
         data = dataclasses.asdict(self, dict_factory=_json_dict)
         del data["name"]
         return data
@@ -251,11 +252,23 @@ class BaseFingerprint:
     size: int | None
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields, as the manifest's ``base_model`` holds it."""
         return dataclasses.asdict(self, dict_factory=_json_dict)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> BaseFingerprint:
-        """Validate a dict written by `to_dict`; errors name the offending key."""
+        """Validate a dict written by `to_dict`; errors name the offending key.
+
+        Args:
+            data: the parsed JSON object.
+            source: what was read (a path and commit), for messages.
+            prefix: the key path before these keys (``base_model.`` within a manifest).
+
+        Raises:
+            InvalidManifest: not an object, a missing or unknown key, a bad status, hash (64 hex
+                digits) or count, or values that contradict the status (a ``verified`` base needs
+                every hash and count, an ``unknown`` one has none).
+        """
         names = _field_names(cls)
         fields = _Fields(data, source, prefix)
         fields.only(names)
@@ -305,10 +318,23 @@ class WeightsInfo:
     source_format: str = "safetensors"
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields, as the manifest's ``weights`` holds it."""
         return dataclasses.asdict(self, dict_factory=_json_dict)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest", prefix: str = "") -> WeightsInfo:
+        """Validate a dict written by `to_dict`; errors name the offending key.
+
+        Args:
+            data: the parsed JSON object.
+            source: what was read, for messages.
+            prefix: the key path before these keys (``weights.`` within a manifest).
+
+        Raises:
+            InvalidManifest: not an object, an unknown key, a file that is not a plain file name,
+                a sha256 that is not 64 hex digits or an md5 not 32, or a size that is not a count
+                of bytes.
+        """
         fields = _Fields(data, source, prefix)
         fields.only(_field_names(cls))
         file = fields.get("file", str)
@@ -352,6 +378,9 @@ class Manifest:
     tool: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest as its file holds it: the fields, with ``tensors`` an object keyed by
+        tensor name (each `TensorRecord.to_dict`), in the order the file has them.
+        """
         # The tensors are keyed by name in the file; asdict would copy them first as a list.
         data = dataclasses.asdict(dataclasses.replace(self, tensors=()), dict_factory=_json_dict)
         data["tensors"] = {t.name: t.to_dict() for t in self.tensors}
@@ -415,7 +444,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: bytes | str, source: str = "manifest") -> Manifest:
-        """Parse a manifest file's bytes (strict, bounded JSON; see `strictjson`)."""
+        """Parse a manifest file's bytes (strict, bounded JSON; see `strictjson`).
+
+        Args:
+            raw: the file's bytes (at most `MAX_MANIFEST_BYTES`, 64 MiB), or its text.
+            source: what was read (``adapters/NAME/manifest.json at abc1234``), for messages.
+
+        Raises:
+            NewerSchema: written by a newer adaptergit.
+            InvalidManifest: not strict JSON (duplicate keys, NaN, too large), or a field that does
+                not validate (see `from_dict`), naming the key path.
+        """
         try:
             data = strictjson.loads(raw, source, max_bytes=MAX_MANIFEST_BYTES, max_depth=None)
         except strictjson.JsonError as exc:
@@ -456,6 +495,11 @@ class Version:
 
     @property
     def semver(self) -> SemVer:
+        """The version, parsed (`adaptergit.refs.SemVer`).
+
+        Raises:
+            InvalidVersion: `version` is not ``vX.Y.Z`` (a revision label of ``NAME@REV``).
+        """
         return SemVer.parse(self.version)
 
     @property
@@ -464,7 +508,12 @@ class Version:
         return self.manifest.weights
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: the fields, ``ref``, and the manifest as its file holds it."""
+        """A JSON-ready dict: the fields, ``ref``, and the manifest as its file holds it.
+
+        Written by hand, not with `dataclasses.asdict`: it adds the derived ``ref``, writes the
+        manifest through `Manifest.to_dict` (tensors keyed by name, as in the file, which `asdict`
+        would turn into a list) and leaves ``config`` out when it was not read.
+        """
         data: dict[str, Any] = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"
         }

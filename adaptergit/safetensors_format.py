@@ -57,10 +57,12 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
+        """The tensor's size in bytes (``end - start``)."""
         return self.end - self.start
 
     @property
     def numel(self) -> int:
+        """The number of elements: the product of `shape` (1 for a scalar, shape ``()``)."""
         return math.prod(self.shape)
 
 
@@ -75,6 +77,7 @@ class Header:
     metadata: dict[str, str] | None
 
     def by_name(self) -> dict[str, TensorSpec]:
+        """Tensor name -> its entry."""
         return {t.name: t for t in self.tensors}
 
 
@@ -97,7 +100,25 @@ def _is_unicode(text: str) -> bool:
 
 
 def parse_header(prefix: bytes, file_size: int, path: Path | str = "<bytes>") -> Header:
-    """Validate the header held at the start of `prefix` for a file of `file_size` bytes."""
+    """Validate the header held at the start of `prefix` for a file of `file_size` bytes.
+
+    Follows the safetensors format (https://github.com/huggingface/safetensors#format) as its
+    Rust reader enforces it: an 8-byte little-endian length N (at most `MAX_HEADER_SIZE`), N
+    bytes of UTF-8 JSON starting with ``{``, tensor entries of ``dtype``, ``shape`` and
+    ``data_offsets`` that tile the data buffer exactly (no gap, overlap or trailing bytes), and
+    an optional ``__metadata__`` of strings. Duplicate keys and lone surrogates are refused.
+
+    Args:
+        prefix: the file's first bytes: at least 8 + N of them for a valid header.
+        file_size: the whole file's size in bytes.
+        path: the file, for messages.
+
+    Returns:
+        The header, tensors in file order with absolute byte offsets.
+
+    Raises:
+        InvalidSafetensors: anything the format forbids; a Git LFS pointer is named as such.
+    """
 
     def bad(reason: str) -> InvalidSafetensors:
         return InvalidSafetensors(path, reason)
@@ -222,7 +243,18 @@ def _tensor_spec(name: str, entry: Any, data_start: int, buffer_len: int, bad: A
 
 
 def read_header_from(stream: BinaryIO, file_size: int, path: Path | str) -> Header:
-    """Read and validate the header from an open binary stream positioned at byte 0."""
+    """Read and validate the header from an open binary stream positioned at byte 0.
+
+    Reads 8 + N bytes at most (none of the tensor data); see `parse_header`.
+
+    Args:
+        stream: the file, opened in binary mode.
+        file_size: its size in bytes.
+        path: the file, for messages.
+
+    Raises:
+        InvalidSafetensors: the header breaks the format (see `parse_header`).
+    """
     return parse_header(read_prefix(stream, file_size), file_size, path)
 
 

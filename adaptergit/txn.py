@@ -187,7 +187,15 @@ class DirTransaction:
         return self
 
     def write(self, filename: str, data: bytes) -> None:
-        """Write one of the transaction's files (atomically, under its journaled temp name)."""
+        """Write one of the transaction's files (atomically, under its journaled temp name).
+
+        Args:
+            filename: a file name in the target folder, one the transaction was opened for.
+            data: its new content.
+
+        Raises:
+            FileSystemError: writing failed (the disk is full, permissions).
+        """
         atomic_write(self.target / filename, data, tmp_name=self.tmp_name(filename))
         crash_point("txn.wrote")
 
@@ -206,6 +214,7 @@ class DirTransaction:
             self.rollback()
 
     def done(self) -> None:
+        """Commit: drop the backup and the journal, keeping the new files (idempotent)."""
         if self._open:
             for temp in self._journal.get("temps", []):
                 with contextlib.suppress(FileNotFoundError):
@@ -214,6 +223,7 @@ class DirTransaction:
             self._open = False
 
     def rollback(self) -> None:
+        """Undo: put the backed-up files back as they were and drop the journal (idempotent)."""
         if self._open:
             _restore(self.dir, self._journal)
             self._open = False
@@ -340,7 +350,13 @@ class OwnedTemps:
 
 @contextlib.contextmanager
 def owned_temps(state_dir: Path, remote: str | None = None) -> Iterator[OwnedTemps]:
-    """`OwnedTemps` as a context manager."""
+    """`OwnedTemps` as a context manager, closed on exit (see `OwnedTemps.close`).
+
+    Args:
+        state_dir: adaptergit's state folder, where the journal goes.
+        remote: the DVC remote the temporaries are on, if they are on one (their journal then
+            stays until they are cleaned up there).
+    """
     temps = OwnedTemps(state_dir, remote)
     try:
         yield temps
@@ -447,7 +463,14 @@ def recover(
 
 
 def pending_remote_temps(state_dir: Path, remote: str | None = None) -> list[RemoteTemps]:
-    """Journals of dead processes' temporaries on DVC remotes (on `remote` only, if given)."""
+    """Journals of dead processes' temporaries on DVC remotes (on `remote` only, if given).
+
+    Journals of live processes, and unreadable ones, are left out.
+
+    Args:
+        state_dir: adaptergit's state folder.
+        remote: only this remote's (default: every remote's).
+    """
     found = []
     for path in sorted(state_dir.glob(f"{TEMPS_PREFIX}*.json")):
         journal = _read_journal(path)
