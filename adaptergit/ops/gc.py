@@ -51,6 +51,7 @@ class GcItem:
     versions: tuple[str, ...]  # the versions that recorded it
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``md5``, ``size`` (bytes, -1 if unknown), ``versions`` (a list)."""
         return dataclasses.asdict(self, dict_factory=_json_dict)
 
 
@@ -80,13 +81,16 @@ class GcReport:
 
     @property
     def freed(self) -> int:
+        """Bytes removed (or, in a dry run, that would be) from the cache; unknown sizes count 0."""
         return sum(max(i.size, 0) for i in self.removed)
 
     @property
     def remote_freed(self) -> int:
+        """Bytes removed (or that would be) from the DVC remote; unknown sizes count 0."""
         return sum(max(i.size, 0) for i in self.remote_removed)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields, plus ``bytes`` (`freed`) and ``remote_bytes``."""
         data = dataclasses.asdict(self, dict_factory=_json_dict)
         return {**data, "bytes": self.freed, "remote_bytes": self.remote_freed}
 

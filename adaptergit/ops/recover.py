@@ -35,9 +35,11 @@ class RecoverReport:
 
     @property
     def nothing(self) -> bool:
+        """Whether there was nothing to finish, undo or clean up."""
         return not (self.recovered or self.remote_removed or self.remote_errors)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields (each `Recovered` as a dict)."""
         return dataclasses.asdict(self)
 
 

@@ -51,10 +51,20 @@ class StageEvent:
     created: int
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> StageEvent:
+        """Validate a dict written by `to_dict`.
+
+        Args:
+            data: the parsed JSON.
+
+        Raises:
+            InvalidManifest: not an object, a field missing or of the wrong type (``created`` is
+                an int of unix seconds, the rest strings), or an action other than assign/unassign.
+        """
         if not isinstance(data, dict):
             raise InvalidManifest("not an object", source="stage event")
         for f in dataclasses.fields(cls):

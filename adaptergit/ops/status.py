@@ -83,6 +83,7 @@ class AdapterStatus:
     weights_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields (``changed`` as a list)."""
         return dataclasses.asdict(self, dict_factory=_json_dict)
 
 
@@ -122,6 +123,9 @@ class StatusReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``clean`` first, then the fields, with ``driver_configured``
+        named ``diff_driver`` as the JSON always has.
+        """
         data = dataclasses.asdict(self, dict_factory=_json_dict)
         data["diff_driver"] = data.pop("driver_configured")
         return {"clean": self.clean, **data}

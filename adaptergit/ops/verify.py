@@ -49,9 +49,11 @@ class Problem:
 
     @property
     def line(self) -> str:
+        """``REF: DETAIL``: the problem as one line for people."""
         return f"{self.ref}: {self.detail}"
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
         return dataclasses.asdict(self)
 
 
