@@ -53,6 +53,15 @@ class Limits:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RepoConfig:
+    """The repository's ``.adaptergit.toml``, read with `load`.
+
+    Attributes:
+        schema_version: the file's format version (1).
+        max_file_size: ``[hooks] max_file_size``: the pre-commit hook refuses a file staged
+            straight into git that is larger than this, in bytes (default 50 MiB).
+        limits: ``[limits]``: bounds on what an untrusted adapter may cost (`Limits`).
+    """
+
     schema_version: int = 1
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     limits: Limits = field(default_factory=Limits)

@@ -202,7 +202,23 @@ def _hash_tensors(fd: int, header: Header) -> dict[str, str]:
 
 
 def file_tensor_hashes(path: Path, cache: HashCache) -> tuple[Header, dict[str, str]]:
-    """A safetensors file's header and per-tensor BLAKE3s, from the cache while it is unchanged."""
+    """A safetensors file's header and per-tensor BLAKE3s, from the cache while it is unchanged.
+
+    Each tensor's raw bytes (little-endian, as stored) are hashed through a memory map; the
+    result is cached by the file's (size, mtime_ns, inode), as DVC's state database keys
+    hashes, so an unchanged file costs one header read.
+
+    Args:
+        path: the ``.safetensors`` file (a link is resolved; the cache keys the real file).
+        cache: the hash cache.
+
+    Returns:
+        The validated header, and tensor name -> BLAKE3 hex digest.
+
+    Raises:
+        InvalidSafetensors: the file breaks the safetensors format.
+        OSError: the file cannot be opened or read.
+    """
     real = os.path.realpath(path)
     observed_ns = time.time_ns()
     with open(real, "rb") as stream:
@@ -224,7 +240,27 @@ def fingerprint_model(
     revision: str | None = None,
     cache: HashCache | None = None,
 ) -> BaseFingerprint:
-    """Hash the safetensors weights at `path` (a model directory or one file)."""
+    """Hash the safetensors weights at `path` (a model directory or one file).
+
+    Shards are merged by tensor name (through ``model.safetensors.index.json`` when there is
+    one), so the hashes do not depend on how the model is split; see the module's doc for the
+    exact encoding.
+
+    Args:
+        path: a folder of ``*.safetensors`` shards (with their index, if sharded), or one file.
+        name_or_path: the name to record (default: `path` as text).
+        revision: the revision to record (a Hub commit), if known.
+        cache: the hash cache (default: the user's, `default_cache`).
+
+    Returns:
+        A ``verified`` fingerprint: structure and content hashes, tensor count, and the
+        tensors' total size in bytes.
+
+    Raises:
+        InvalidBaseModel: no such path, no safetensors weights, a bad index, or shards that do
+            not form one model (a tensor twice, or not where the index says).
+        InvalidSafetensors: a shard breaks the safetensors format.
+    """
     import blake3
 
     path = Path(path)
@@ -286,7 +322,19 @@ def _safe_ref(revision: str) -> bool:
 
 
 def find_in_hub_cache(repo_id: str, revision: str | None) -> tuple[Path, str] | None:
-    """The snapshot directory and commit of `repo_id` at `revision` (default main), if cached."""
+    """The snapshot directory and commit of `repo_id` at `revision` (default main), if cached.
+
+    Read from the Hugging Face cache's layout (``models--ORG--NAME/refs/REV`` and
+    ``snapshots/COMMIT``, as huggingface_hub writes it) on the filesystem alone: no
+    network, no huggingface_hub import.
+
+    Args:
+        repo_id: a Hub model id (``org/name``).
+        revision: a branch, tag or 40-hex commit; None means ``main``.
+
+    Returns:
+        (snapshot folder, commit id), or None when it is not cached.
+    """
     repo = hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
     wanted = revision or "main"
     if _COMMIT.fullmatch(wanted):
@@ -374,7 +422,21 @@ def fingerprint_for_adapter(
     *,
     cache: HashCache | None = None,
 ) -> BaseFingerprint:
-    """Fingerprint the adapter's base model, or record it as "unknown" when it is not on disk."""
+    """Fingerprint the adapter's base model, or record it as "unknown" when it is not on disk.
+
+    Args:
+        base_model: a folder or file, or a Hub id looked up in the local Hugging Face cache;
+            None takes the adapter config's ``base_model_name_or_path``.
+        adapter_config: the adapter's ``adapter_config.json``.
+        cache: the hash cache (default: the user's).
+
+    Returns:
+        A ``verified`` fingerprint (`fingerprint_model`), or an ``unknown`` one carrying only
+        the name and revision.
+
+    Raises:
+        InvalidBaseModel, InvalidSafetensors: as `fingerprint_model`.
+    """
     path, name, revision = resolve_base_model(base_model, adapter_config)
     if path is None:
         return BaseFingerprint(

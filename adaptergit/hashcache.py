@@ -79,8 +79,16 @@ class FileIdentity:
     ) -> FileIdentity:
         """Stat `path`, or take `stat` (fstat of an open descriptor) made at `observed_ns`.
 
-        `resolved`: `path` is already its own real path (no symbolic link on the way), which
-        spares the `os.path.realpath` walk (a stat per component; `status` does it per adapter).
+        Args:
+            path: the file; links are resolved, the identity is the real file's.
+            stat: its stat result, when the caller has one (taken from the open file it hashes).
+            observed_ns: when `stat` was taken, ``time.time_ns()`` (default: now).
+            resolved: `path` is already its own real path (no symbolic link on the way), which
+                spares the `os.path.realpath` walk (a stat per component; `status` does it per
+                adapter).
+
+        Raises:
+            OSError: `path` cannot be stat'ed (only without `stat`).
         """
         if observed_ns is None:
             observed_ns = time.time_ns()
@@ -96,6 +104,9 @@ class FileIdentity:
         )
 
     def same_file(self, other: FileIdentity) -> bool:
+        """Whether `other` is the same unchanged file: equal real path, size in bytes,
+        mtime_ns, inode and device (the key DVC's state database uses, plus the path).
+        """
         return (self.path, self.size, self.mtime_ns, self.inode, self.device) == (
             other.path,
             other.size,
@@ -211,6 +222,7 @@ class HashCache:
         self._run("put", store)
 
     def close(self) -> None:
+        """Close the database connection (reopened if the cache is used again)."""
         with self._lock:
             self._close_locked()
 

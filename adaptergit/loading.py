@@ -94,7 +94,7 @@ class BaseCheck:
 
     @classmethod
     def from_dict(cls, data: Any) -> BaseCheck:
-        """Validate a dict written by `to_dict` (``adaptergit verify REF --base-model PATH --json``).
+        """Validate a dict written by `to_dict` (``verify REF --base-model PATH --json``).
 
         Args:
             data: the parsed JSON.

@@ -15,7 +15,19 @@ Metrics = dict[str, Any]
 
 
 def normalize(metrics: Mapping[str, Any] | None, source: str = "") -> Metrics:
-    """Check that every leaf is a finite number (bools and strings are refused); keep nesting."""
+    """Check that every leaf is a finite number (bools and strings are refused); keep nesting.
+
+    Args:
+        metrics: the metrics, possibly nested (``{"eval": {"loss": 0.3}}``); None is empty.
+        source: where they came from (a file, ``--metric``), for messages.
+
+    Returns:
+        A plain-dict copy with the same nesting.
+
+    Raises:
+        InvalidMetric: not a mapping, an empty or non-string key, or a leaf that is a bool, a
+            string, NaN or infinite.
+    """
     if metrics is None:
         return {}
     if not isinstance(metrics, Mapping):
@@ -70,6 +82,14 @@ def load_file(path: Path) -> Metrics:
 
 
 def merge(files: Iterable[Metrics], assignments: Iterable[tuple[str, float | int]]) -> Metrics:
+    """Metrics from files, later ones overriding earlier at the top level, then ``KEY=VALUE``
+    assignments (``--metric``) over them.
+
+    Args:
+        files: metrics read with `load_file`, in command-line order.
+        assignments: (key, value) pairs from `parse_assignment`; a key is set at the top level
+            as given (a dotted key is not split).
+    """
     merged: Metrics = {}
     for data in files:
         merged.update(data)
@@ -79,7 +99,12 @@ def merge(files: Iterable[Metrics], assignments: Iterable[tuple[str, float | int
 
 
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float | int]:
-    """``{"eval": {"loss": 1}}`` -> ``{"eval.loss": 1}``, for display."""
+    """``{"eval": {"loss": 1}}`` -> ``{"eval.loss": 1}``, for display and comparison.
+
+    Args:
+        metrics: the metrics, possibly nested.
+        prefix: prepended to every key (used in the recursion).
+    """
     flat: dict[str, float | int] = {}
     for key, value in metrics.items():
         full = f"{prefix}{key}"
@@ -91,4 +116,5 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float | i
 
 
 def to_json(metrics: Metrics) -> bytes:
+    """The ``metrics.json`` bytes: indented JSON, keys sorted, non-ASCII escaped, ending in "\\n"."""
     return (json.dumps(metrics, indent=2, sort_keys=True) + "\n").encode()

@@ -65,7 +65,17 @@ def _pipeline(model: modelclass.ModelClass) -> str | None:
 def front_matter(
     version: Version, config: dict[str, Any] | None, model: modelclass.ModelClass | None = None
 ) -> dict[str, Any]:
-    """The card's metadata as the Hub reads it."""
+    """The card's metadata as the Hub reads it (Hugging Face model card YAML front matter).
+
+    ``library_name: peft``, ``base_model`` (a Hub id only), ``pipeline_tag``, ``tags`` (with
+    ``base_model:adapter:ID``, as the Hub links adapters to bases) and a ``model-index`` of the
+    version's metrics.
+
+    Args:
+        version: the version.
+        config: its ``adapter_config.json``, or None.
+        model: the class the base is built as (default: from `config`, see `target`).
+    """
     manifest = version.manifest
     config = config or {}
     base = manifest.base_model.name_or_path
@@ -102,7 +112,16 @@ def front_matter(
 
 
 def render(version: Version, config: dict[str, Any] | None) -> bytes:
-    """The whole README.md."""
+    """The whole README.md: YAML front matter (`front_matter`), then the version's record and
+    how to load it with PEFT or `adaptergit.load`.
+
+    Args:
+        version: the version.
+        config: its ``adapter_config.json``, or None.
+
+    Returns:
+        UTF-8 Markdown.
+    """
     m = version.manifest
     model = target(version, config)
     lines = ["---", dump_yaml(front_matter(version, config, model)).rstrip("\n"), "---", ""]

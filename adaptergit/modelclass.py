@@ -170,7 +170,21 @@ def transformers_class(model: ModelClass, base_config: Mapping[str, Any] | None 
 
 
 def from_pretrained(model: ModelClass, path: Path, **kwargs: Any) -> Any:
-    """Load the base model at `path` as `model` says, with transformers' ``from_pretrained``."""
+    """Load the base model at `path` as `model` says, with transformers' ``from_pretrained``.
+
+    Args:
+        model: the class to build (`model_class`); an Auto class is resolved through the base's
+            ``config.json``.
+        path: the base model's folder.
+        **kwargs: passed to ``from_pretrained`` (``torch_dtype``, ``device_map``, ...).
+
+    Returns:
+        The transformers model.
+
+    Raises:
+        OSError, ValueError: as transformers raises them (a missing folder or config, a model
+            type it does not know).
+    """
     cls = transformers_class(model, read_base_config(path))
     return cls.from_pretrained(path, **kwargs)
 
@@ -426,7 +440,12 @@ def base_view(
 
 
 def resolve_base(path: Path | None, adapter_config: Mapping[str, Any] | None) -> ModelClass:
-    """The `ModelClass` of an adapter whose base model folder is `path` (None: not on disk)."""
+    """The `ModelClass` of an adapter whose base model folder is `path` (None: not on disk).
+
+    Args:
+        path: the base model's folder or weights file; its ``config.json`` is read if present.
+        adapter_config: the adapter's ``adapter_config.json``.
+    """
     return model_class(adapter_config, read_base_config(path))
 
 

@@ -28,7 +28,21 @@ def select(
     names: Mapping[str, str] | None,
     adapter_name: str | None,
 ) -> dict[str, str]:
-    """PEFT adapter name -> registry name for what to commit, validated against the model."""
+    """PEFT adapter name -> registry name for what to commit, validated against the model.
+
+    Args:
+        model: a ``peft.PeftModel``.
+        name: the registry name for one adapter.
+        names: ``{peft adapter: registry name}`` for several (exclusive with `name`).
+        adapter_name: with `name`, which adapter (default: the model's active one).
+
+    Raises:
+        NotAPeftModel: `model` is not a PeftModel.
+        InvalidInput: neither or both of `name` and `names`, an empty `names`, or two
+            adapters mapped to one registry name.
+        UnknownPeftAdapter: the model has no such adapter.
+        InvalidName: a registry name breaks the rules.
+    """
     if not is_peft_model(model):
         raise NotAPeftModel(type(model).__name__)
     available = list(model.peft_config)
