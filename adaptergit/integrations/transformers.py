@@ -114,6 +114,11 @@ class AdapterGitCallback(TrainerCallback):
 
     @property
     def repo(self) -> Repo:
+        """The registry, opened on first use.
+
+        Raises:
+            NotARepository: the folder given is not a registry.
+        """
         if self._repo is None:
             from adaptergit.repo import Repo
 
@@ -125,29 +130,75 @@ class AdapterGitCallback(TrainerCallback):
     # --- Trainer events ---------------------------------------------------------------------------
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Open the registry now (on the main process), so that a missing one fails before
+        training; on a resumed run, take the best version so far from the restored state.
+
+        Args:
+            args, state, control: the Trainer's ``TrainingArguments``, ``TrainerState`` and
+                ``TrainerControl``, as every ``TrainerCallback`` event receives them.
+            **kwargs: the Trainer's other arguments (``model``, ``metrics``, ...).
+
+        Raises:
+            NotARepository: the folder given is not a registry.
+        """
         if state.is_world_process_zero:
             _ = self.repo  # a registry that is not there fails now, not after the first epoch
             if state.global_step:
                 self._resume(args, state)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """With ``every="epoch"``: mark the epoch's version as due; it is committed on the
+        evaluation or save that follows, so that it carries that evaluation's metrics.
+
+        Args:
+            args, state, control, **kwargs: as for every ``TrainerCallback`` event.
+        """
         # The Trainer evaluates and saves right after this event: wait for its metrics.
         if self.every == "epoch" and state.is_world_process_zero:
             self._pending_epoch = True
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Commit an epoch's due version with this evaluation's metrics.
+
+        Registry errors are warnings, never a stopped training run.
+
+        Args:
+            args, state, control: as for every ``TrainerCallback`` event.
+            **kwargs: ``model`` (the PeftModel committed) and ``metrics`` (the evaluation's).
+        """
         if self._pending_epoch:
             self._commit(args, state, kwargs.get("model"), kwargs.get("metrics"))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """With ``every="save"`` (or an epoch's version due): commit the model as saved now.
+
+        Registry errors are warnings, never a stopped training run.
+
+        Args:
+            args, state, control: as for every ``TrainerCallback`` event.
+            **kwargs: ``model``, the PeftModel committed.
+        """
         if self.every == "save" or self._pending_epoch:
             self._commit(args, state, kwargs.get("model"), None)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Commit the previous epoch's version if it is still due (the epoch ended with neither
+        evaluation nor save).
+
+        Args:
+            args, state, control: as for every ``TrainerCallback`` event.
+            **kwargs: ``model``, the PeftModel committed.
+        """
         if self._pending_epoch:  # the last epoch ended with neither evaluation nor save
             self._commit(args, state, kwargs.get("model"), None)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Commit the last epoch's version if it is still due.
+
+        Args:
+            args, state, control: as for every ``TrainerCallback`` event.
+            **kwargs: ``model``, the PeftModel committed.
+        """
         if self._pending_epoch:
             self._commit(args, state, kwargs.get("model"), None)
 
@@ -340,7 +391,16 @@ def _number(value: Any) -> str:
 def collect_metrics(
     state: Any, eval_metrics: dict[str, Any] | None = None
 ) -> dict[str, float | int]:
-    """step, epoch, the latest training loss and the latest eval metrics, from the Trainer state."""
+    """step, epoch, the latest training loss and the latest eval metrics, from the Trainer state.
+
+    Args:
+        state: the Trainer's ``TrainerState`` (``global_step``, ``epoch``, ``log_history``).
+        eval_metrics: the evaluation just made, if any; it wins over ``log_history``.
+
+    Returns:
+        ``step``, ``epoch`` (4 decimals), ``train_loss`` and every finite ``eval_*`` metric but
+        the timing ones (``*_runtime`` in seconds, ``*_per_second``).
+    """
     metrics: dict[str, float | int] = {"step": int(state.global_step)}
     if state.epoch is not None:
         metrics["epoch"] = round(float(state.epoch), 4)

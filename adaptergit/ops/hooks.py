@@ -635,7 +635,29 @@ def uninstall(git: GitRepo) -> list[HookState]:
 
 
 def run(name: str, args: Sequence[str], stdin: bytes | None = None, cwd: Path | str = ".") -> int:
-    """Run hook `name` as git calls it; return its exit status."""
+    """Run hook `name` as git calls it; return its exit status.
+
+    A hook adaptergit chained (the user's own, kept beside ours) runs first; a failing
+    ``pre-*`` one stops there. Outside a registry (a shared hooks folder) nothing more is done.
+    Arguments and stdin are git's (githooks(5)), or the pre-commit framework's
+    ``PRE_COMMIT_*`` variables when it runs us.
+
+    Args:
+        name: one of `HOOK_NAMES` (``pre-commit``, ``post-checkout``, ``post-merge``,
+            ``post-rewrite``, ``pre-push``).
+        args: the hook's arguments from git.
+        stdin: for ``pre-push``, git's ``<local ref> <local sha> <remote ref> <remote sha>``
+            lines; for ``post-rewrite``, its ``<old sha> <new sha>`` lines (default: read from
+            stdin).
+        cwd: a folder in the repository.
+
+    Returns:
+        0 to let git go on; non-zero makes git abort a ``pre-*`` operation.
+
+    Raises:
+        AdapterGitError: an unknown hook name.
+        NotARepository: `cwd` is not in a git work tree.
+    """
     if name not in HOOK_NAMES:
         raise AdapterGitError(f"unknown hook {name!r}; hooks: {', '.join(HOOK_NAMES)}")
     git = GitRepo(cwd)
@@ -700,7 +722,16 @@ def chained_command(
 
 
 def main(name: str, args: Sequence[str]) -> int:
-    """Run a hook from the command line: one line on stderr for any error, as the CLI does."""
+    """Run a hook from the command line: one line on stderr for any error, as the CLI does.
+
+    Args:
+        name: the hook (see `run`).
+        args: its arguments from git.
+
+    Returns:
+        The exit status: the hook's, an error's `AdapterGitError.exit_code`, 130 when
+        interrupted, 1 for an OS error, 255 for anything unexpected.
+    """
     try:
         return run(name, args)
     except AdapterGitError as exc:
@@ -784,7 +815,18 @@ def sync_weights(git: GitRepo, old: str, new: str, *, rewriting: bool = False) -
     """After a checkout or merge, bring the weights of adapters whose pointer changed.
 
     During a rebase every step checks out a commit: nothing is done until it ends, when
-    post-rewrite calls this with `rewriting`.
+    post-rewrite calls this with `rewriting`. Weights missing from the cache are fetched from
+    the default remote unless ``ADAPTERGIT_NO_FETCH`` is set to anything but 0. Errors are
+    printed one line per adapter, never raised: git's checkout itself stands.
+
+    Args:
+        git: the repository.
+        old: the commit before (``ZERO_SHA`` or an unknown one: everything changed).
+        new: the commit after.
+        rewriting: called by post-rewrite at the end of a rebase.
+
+    Returns:
+        0, or 1 when some adapter's weights could not be restored.
     """
     if old == new or (git.in_progress() == "rebase" and not rewriting):
         return 0
@@ -855,7 +897,21 @@ def post_rewrite(git: GitRepo, command: str, text: str) -> int:
 
 
 def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
-    """Upload the weights of every version this push publishes; abort the push if any fails."""
+    """Upload the weights of every version this push publishes; abort the push if any fails.
+
+    Skipped when ``adaptergit push`` runs git (it uploaded already) and for pushes that only
+    delete. A push that would publish a version's commit while the remote holds another tag of
+    that version's name is aborted; one that leaves version tags behind is warned about.
+    Errors are printed as one line, never raised.
+
+    Args:
+        git: the repository.
+        remote: the git remote's name.
+        lines: git's pre-push stdin lines (``<local ref> <local sha> <remote ref> <remote sha>``).
+
+    Returns:
+        0 to let the push go on, 1 to abort it.
+    """
     if os.environ.get(PUSHED_ENV):
         return 0
     if not any(line.strip() and line.split()[1:2] != [ZERO_SHA] for line in lines):
@@ -921,7 +977,19 @@ def _tags_left_behind(
 
 
 def refs_in_push(registry: Registry, lines: Iterable[str], git_remote: str) -> list[Version]:
-    """Versions that a push (git's pre-push stdin lines) makes reachable on the remote."""
+    """Versions that a push (git's pre-push stdin lines) makes reachable on the remote.
+
+    Those registered at commits the remote does not have yet (not reachable from its old
+    value or any of its remote-tracking branches), and version tags pushed themselves.
+
+    Args:
+        registry: the registry.
+        lines: git's pre-push stdin lines; malformed lines are skipped.
+        git_remote: the git remote's name.
+
+    Raises:
+        InvalidManifest: a version's manifest cannot be read.
+    """
     commits: set[str] = set()
     tag_names: set[str] = set()
     for line in lines:
