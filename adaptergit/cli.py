@@ -68,7 +68,13 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
     "--remote-name", default="storage", show_default=True, help="The name of that remote."
 )
 def init(path: Path, remote_url: str | None, remote_name: str) -> None:
-    """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice)."""
+    """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice).
+    \f
+    Args:
+        path: PATH, the folder (created if absent).
+        remote_url: ``--remote``, a DVC remote URL made the default in the set-up commit.
+        remote_name: ``--remote-name``, that remote's name.
+    """
     from adaptergit.ops import hooks as hooks_mod
     from adaptergit.ops.init import is_registry
     from adaptergit.repo import Repo
@@ -137,7 +143,23 @@ def commit(
     bump: str | None,
     branch: str | None,
 ) -> None:
-    """Record the adapter in SRC (as PEFT's save_pretrained writes it) as a new version."""
+    """Record the adapter in SRC (as PEFT's save_pretrained writes it) as a new version.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        src: SRC, the adapter folder.
+        name: ``--name``, the registry name.
+        message: ``-m``, the version's message.
+        metrics_files: ``--metrics``, JSON files of metrics, merged in order.
+        metric_args: ``--metric KEY=VALUE`` pairs, applied over the files.
+        base_model: ``--base-model``, a folder or a Hub id in the local Hugging Face cache.
+        adapter_name: ``--adapter``, which PEFT adapter of a folder holding several.
+        version: ``--version vX.Y.Z``.
+        bump: ``--bump`` (exclusive with `version`).
+
+    Raises:
+        click.UsageError: both ``--version`` and ``--bump``.
+    """
     from adaptergit import metrics as metrics_mod
     from adaptergit.render import commit_line
 
@@ -168,7 +190,14 @@ def commit(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> None:
-    """List versions newest first (all adapters, or NAME's), reading only git objects."""
+    """List versions newest first (all adapters, or NAME's), reading only git objects.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME, one adapter (default: all).
+        n: ``-n``, at most this many versions.
+        as_json: ``--json``: versions, unmanaged and withdrawn registrations as one document.
+    """
     from adaptergit.render import log_table
 
     repo = _open_repo(ctx)
@@ -213,7 +242,13 @@ def log(ctx: click.Context, name: str | None, n: int | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """Show everything recorded for one version (REF: NAME, NAME@vX.Y.Z, NAME@<rev>, NAME#STAGE)."""
+    """Show everything recorded for one version (REF: NAME, NAME@vX.Y.Z, NAME@<rev>, NAME#STAGE).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        ref: REF.
+        as_json: ``--json``: `Version.to_dict` as one document.
+    """
     from adaptergit.render import show_lines
 
     version = _open_repo(ctx).show(ref)
@@ -234,7 +269,14 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--force", "-f", is_flag=True, help="Overwrite changes that no version records.")
 @click.pass_context
 def checkout(ctx: click.Context, ref: str, to: Path | None, force: bool) -> None:
-    """Restore a version into adapters/NAME (HEAD does not move), or into --to DIR."""
+    """Restore a version into adapters/NAME (HEAD does not move), or into --to DIR.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        ref: REF, the version.
+        to: ``--to``, a folder to write instead of ``adapters/NAME``.
+        force: ``--force``, overwrite unrecorded changes (or a non-empty ``--to`` folder).
+    """
     repo = _open_repo(ctx)
     version = repo.resolve(ref)
     folder = repo.checkout(version.tag or f"{version.name}@{version.commit}", to=to, force=force)
@@ -262,7 +304,18 @@ def remote() -> None:
 def remote_add(
     ctx: click.Context, name: str, url: str, default: bool, options: tuple[str, ...]
 ) -> None:
-    """Add DVC remote NAME at URL, and commit .dvc/config (credentials stay uncommitted)."""
+    """Add DVC remote NAME at URL, and commit .dvc/config (credentials stay uncommitted).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME.
+        url: URL.
+        default: ``--default``, make it the default remote.
+        options: ``--option KEY=VALUE`` pairs.
+
+    Raises:
+        click.BadParameter: an option that is not KEY=VALUE.
+    """
     added = _open_repo(ctx).remote_add(name, url, default=default, options=_options(options))
     click.echo(
         f"added DVC remote {added.name} ({added.url})" + (" as the default" if default else "")
@@ -293,7 +346,12 @@ def _options(options: tuple[str, ...]) -> dict[str, str]:
 @click.argument("name")
 @click.pass_context
 def remote_remove(ctx: click.Context, name: str) -> None:
-    """Remove DVC remote NAME and commit .dvc/config (the weights on it stay there)."""
+    """Remove DVC remote NAME and commit .dvc/config (the weights on it stay there).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME.
+    """
     _open_repo(ctx).remote_remove(name)
     click.echo(f"removed DVC remote {name}")
 
@@ -324,7 +382,12 @@ def remote_modify(
 @click.argument("name")
 @click.pass_context
 def remote_default(ctx: click.Context, name: str) -> None:
-    """Make DVC remote NAME the default one and commit .dvc/config."""
+    """Make DVC remote NAME the default one and commit .dvc/config.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME.
+    """
     _open_repo(ctx).remote_modify(name, {}, default=True)
     click.echo(f"DVC remote {name} is the default")
 
@@ -333,7 +396,12 @@ def remote_default(ctx: click.Context, name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def remote_list(ctx: click.Context, as_json: bool) -> None:
-    """List the DVC remotes; the default is marked with *."""
+    """List the DVC remotes; the default is marked with *.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        as_json: ``--json``: ``{"remotes": [{name, url, default}, ...]}``.
+    """
     remotes = _open_repo(ctx).remote_list()
     if as_json:
         _echo_json(
@@ -357,7 +425,14 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
 def push(
     ctx: click.Context, refs: tuple[str, ...], remote: str | None, git_remote: str | None
 ) -> None:
-    """Upload the versions' weights (default: all reachable from HEAD), then push git refs."""
+    """Upload the versions' weights (default: all reachable from HEAD), then push git refs.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        refs: REFS, the versions (default: all reachable from HEAD, with the branch).
+        remote: ``--remote``, the DVC remote.
+        git_remote: ``--git-remote``, the git remote.
+    """
     bar = _Bar("push")
     try:
         result = _open_repo(ctx).push(refs, remote=remote, git_remote=git_remote, progress=bar)
@@ -485,7 +560,13 @@ def hooks_status(ctx: click.Context) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def hook(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
-    """Run hook NAME as git calls it (used by the installed hook scripts)."""
+    """Run hook NAME as git calls it (used by the installed hook scripts).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME, the hook (``pre-commit``, ``post-checkout``, ``post-merge``, ``pre-push``).
+        args: git's arguments to the hook, passed on unparsed.
+    """
     from adaptergit.ops import hooks as hooks_mod
 
     ctx.exit(hooks_mod.run(name, args, cwd=ctx.obj["path"]))
@@ -635,7 +716,13 @@ def verify(
 @click.option("--no-remote", is_flag=True, help="Do not ask the DVC remote what it holds.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, no_remote: bool) -> None:
-    """Show adapters changed since their latest version, weights not pushed or lost, missing hooks."""
+    """Show adapters changed since their latest version, weights not pushed or lost, missing hooks.
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        as_json: ``--json``: `StatusReport.to_dict` as one document.
+        no_remote: ``--no-remote``: do not ask the DVC remote what it holds (offline).
+    """
     from adaptergit.render import status_lines
 
     bar = _Bar("hashing")
@@ -739,7 +826,12 @@ def recover(ctx: click.Context, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def textconv(ctx: click.Context, path: Path) -> None:
-    """Print a manifest or weights pointer as git diff shows it (the diff driver's textconv)."""
+    """Print a manifest or weights pointer as git diff shows it (the diff driver's textconv).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        path: the file git hands the driver (a temporary copy of the blob).
+    """
     from adaptergit.gitrepo import GitRepo
     from adaptergit.ops.diffdriver import textconv_file
 
@@ -812,6 +904,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    """Console-script entry point: exit with `main`'s status for ``sys.argv``."""
     sys.exit(main())
 
 
@@ -854,7 +947,14 @@ def _verify_base_model(
 @click.option("-m", "--message", default="", help="Tag message (default: GTO's).")
 @click.pass_context
 def assign(ctx: click.Context, ref: str, stage: str, message: str) -> None:
-    """Assign a stage to the version REF names, with a GTO tag NAME#STAGE#N (as `gto assign`)."""
+    """Assign a stage to the version REF names, with a GTO tag NAME#STAGE#N (as `gto assign`).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        ref: REF, the version.
+        stage: ``--stage``.
+        message: ``-m``, the tag's message (default: GTO's).
+    """
     event = _open_repo(ctx).assign(ref, stage, message=message)
     click.echo(f"assigned #{event.stage} to {event.name}@{event.version} (tag {event.tag})")
 
@@ -865,7 +965,14 @@ def assign(ctx: click.Context, ref: str, stage: str, message: str) -> None:
 @click.option("-m", "--message", default="", help="Tag message (default: GTO's).")
 @click.pass_context
 def unassign(ctx: click.Context, name: str, stage: str, message: str) -> None:
-    """Take a stage away from adapter NAME, with GTO tags NAME#STAGE!#N (as `gto unassign`)."""
+    """Take a stage away from adapter NAME, with GTO tags NAME#STAGE!#N (as `gto unassign`).
+    \f
+    Args:
+        ctx: click's context; ``ctx.obj`` holds ``-C``'s path and ``--verbose``.
+        name: NAME, the adapter.
+        stage: ``--stage``.
+        message: ``-m``, the tags' message (default: GTO's).
+    """
     for event in _open_repo(ctx).unassign(name, stage, message=message):
         click.echo(f"unassigned #{event.stage} from {event.name}@{event.version} (tag {event.tag})")
 

@@ -190,7 +190,14 @@ _STYLES: dict[str, dict[str, Any]] = {
 
 
 def paint(text: str, style: str, color: bool) -> str:
-    """`text` in a terminal style when `color` (the CLI passes True only on a terminal)."""
+    """`text` in a terminal style when `color` (the CLI passes True only on a terminal).
+
+    Args:
+        text: the text; empty text is returned as it is.
+        style: a key of `_STYLES` (``red``, ``green``, ``yellow``, ``bold``, ``dim``), drawn with
+            ``click.style``'s ANSI codes.
+        color: whether to style at all.
+    """
     return click.style(text, **_STYLES[style]) if color and text else text
 
 
@@ -306,7 +313,15 @@ def _shape_text(m: ModuleChange) -> str:
 
 
 def status_lines(report: StatusReport, color: bool = False) -> list[str]:
-    """A `StatusReport`: what differs, what is not on the remote, what set-up is missing."""
+    """A `StatusReport`: what differs, what is not on the remote, what set-up is missing.
+
+    Args:
+        report: the report to render.
+        color: style states with ANSI colours (a terminal only).
+
+    Returns:
+        The lines for ``adaptergit status``, without newlines.
+    """
     lines = []
     dirty = report.dirty
     name_w = max((len(a.name) for a in dirty), default=0)

@@ -251,7 +251,10 @@ class Repo:
         bump: str = "patch",
         branch: str | None = None,
     ) -> Version:
-        """One adapter (`name`, with `adapter_name` to pick it): returns its version."""
+        """One adapter (`name`, with `adapter_name` to pick it): returns its version.
+
+        The arguments, result and errors are those of the implementation's docstring below.
+        """
 
     @overload
     def commit(
@@ -268,7 +271,10 @@ class Repo:
         bump: str = "patch",
         branch: str | None = None,
     ) -> list[Version]:
-        """Several adapters in one git commit (`names`): returns the versions made."""
+        """Several adapters in one git commit (`names`): returns the versions made.
+
+        The arguments, result and errors are those of the implementation's docstring below.
+        """
 
     def commit(
         self,

@@ -208,7 +208,18 @@ def checked_out(registry: Registry) -> list[Version]:
 
 
 def versions_reachable(registry: Registry, rev: str = "HEAD") -> list[Version]:
-    """Every registered version whose commit is reachable from `rev`."""
+    """Every registered version whose commit is reachable from `rev` (``git tag --merged``).
+
+    Args:
+        registry: the registry.
+        rev: the revision (default: HEAD).
+
+    Returns:
+        The versions, with their manifests, in the index's order.
+
+    Raises:
+        InvalidManifest: a version's manifest cannot be read.
+    """
     reachable = set(registry.git.merged_tags(rev, "*@v*"))
     regs = [r for r in registry.index.registrations() if r.tag in reachable]
     return registry.versions(regs)
