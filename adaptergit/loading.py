@@ -501,7 +501,13 @@ def check_base(
         resized first (`load` does it).
 
     Raises:
-        IncompatibleBaseModel: a module the version needs is missing or does not fit.
+        NotARepository: `repo` is not a registry.
+        InvalidRef, NotFound: `ref` names nothing.
+        InvalidBaseModel: `base_model` is not found on disk or in the Hugging Face cache, or
+            is a clone whose weights are Git LFS pointers.
+        IncompatibleBaseModel: a module the version needs is missing or does not fit: a LoRA
+            pair ``lora_A`` (r, in_features) and ``lora_B`` (out_features, r) needs a base
+            weight of shape (out_features, in_features).
         BaseModelMismatch: another base (unless `allow_base_mismatch`).
         BaseModelUnverifiable: a model in memory whose folder is unknown.
     """
@@ -560,8 +566,16 @@ def load(
         is_trainable: load it for further training.
         model_kwargs: passed to transformers' ``from_pretrained`` for a folder.
 
+    Returns:
+        The ``peft.PeftModel``, with the adapter loaded as `adapter_name` (in inference mode
+        unless `is_trainable`).
+
     Raises:
+        MissingDependency: torch, transformers or peft is not installed.
+        NotARepository, InvalidRef, NotFound, InvalidBaseModel: see `check_base`.
         IncompatibleBaseModel, BaseModelMismatch, BaseModelUnverifiable: see `check_base`.
+        WeightsMissing, NoRemote, TransferFailed, IntegrityError: the version's weights could
+            not be brought back intact (see `Repo.checkout`).
         AdapterKeysMissing: PEFT left adapter parameters of the model without a tensor.
         PeftLoadFailed: PEFT refused to load it.
     """
