@@ -849,7 +849,14 @@ def textconv(ctx: click.Context, path: Path) -> None:
 @click.argument("theirs", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def merge_dvc_yaml(ctx: click.Context, base: Path, ours: Path, theirs: Path) -> None:
-    """Merge three versions of dvc.yaml into OURS (the git merge driver `init` registers)."""
+    """Merge three versions of dvc.yaml into OURS (the git merge driver `init` registers).
+    \f
+    Args:
+        ctx: click's context; the exit status is 0 for a clean merge, 1 for conflicts.
+        base: BASE, the common ancestor's dvc.yaml (git's ``%O``).
+        ours: OURS, this side's, overwritten with the result (git's ``%A``).
+        theirs: THEIRS, the other side's (git's ``%B``).
+    """
     from adaptergit.ops.init import merge_dvc_yaml as merge
 
     ctx.exit(0 if merge(base, ours, theirs) else 1)

@@ -88,6 +88,7 @@ class RefUpdate:
 
     @property
     def rejected(self) -> bool:
+        """Whether git refused this ref (flag ``!``)."""
         return self.flag == "!"
 
     @property
@@ -614,7 +615,16 @@ class GitRepo:
 
     @staticmethod
     def merge_file(ours: Path, base: Path, theirs: Path) -> bool:
-        """git's line merge of three files into `ours` (``git merge-file``); False on conflicts."""
+        """git's line merge of three files into `ours` (``git merge-file``); False on conflicts.
+
+        Args:
+            ours: this side's file, overwritten with the result (conflict markers included).
+            base: the common ancestor's.
+            theirs: the other side's.
+
+        Returns:
+            True for a clean merge.
+        """
         proc = subprocess.run(
             [
                 "git",
@@ -912,7 +922,17 @@ class GitRepo:
         return self._run(*args, "-F", "-", input=message.encode(), env=env).strip()
 
     def write_tag(self, name: str, commit: str, message: str, *, when: int | None = None) -> str:
-        """Write an annotated tag object for `commit` (no ref is created); return its id."""
+        """Write an annotated tag object for `commit` (no ref is created); return its id.
+
+        Args:
+            name: the tag's name, without ``refs/tags/`` (built by `adaptergit.tags`).
+            commit: the commit it points at.
+            message: the tag's message.
+            when: the tagger date in Unix seconds (default: now).
+
+        Raises:
+            GitError: git failed (no identity, say).
+        """
         tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
         if when is not None:
             ident, _seconds, zone = tagger.rsplit(" ", 2)

@@ -71,12 +71,13 @@ class Repo:
     ) -> Repo:
         """Make `path` an adapter registry (git, DVC, configuration, hooks) and commit the set-up.
 
-        Safe to run again on a registry: it refreshes the git diff driver and hooks and commits
-        nothing new. Hooks that cannot be installed are reported with an `AdapterGitWarning`.
-        See `adaptergit.ops.init.init`.
+        Safe to run again on a registry: it refreshes the git diff and merge drivers and the
+        hooks and commits nothing new. Hooks that cannot be installed are reported with an
+        `AdapterGitWarning`. See `adaptergit.ops.init.init`.
 
         Args:
-            path: the folder (created if absent); a git repository is created there if none.
+            path: the folder (created if absent); a git repository is created there if it is
+                in none, else the registry is set up in that folder of the repository.
             remote: a DVC remote URL (a directory, ``s3://...``, ``ssh://...``) made the default
                 in the set-up commit itself, so plain ``dvc pull`` reaches every version.
             remote_name: the name of that remote.
@@ -85,6 +86,8 @@ class Repo:
             The registry, opened at its root.
 
         Raises:
+            AnotherRegistry: the repository already holds a registry in another folder
+                (nothing is created).
             GitError: git failed (no identity to commit with, say).
             DvcError: DVC failed (a remote of that name with another URL).
         """
@@ -511,17 +514,21 @@ class Repo:
         git_remote: str | None = None,
         progress: Progress | None = None,
     ) -> PushResult:
-        """Upload the weights the DVC remote lacks, then push the branch and version tags to git.
+        """Publish versions: weights to the DVC remote, then the branch and tags to git, atomically.
 
-        Each cache object is checked against its manifests' sha256 before it is published; the
-        git push happens only after every upload arrived. See `adaptergit.ops.sync.push`.
+        Without `refs`, what this clone has not published goes: the versions on commits no
+        remote-tracking branch of `git_remote` holds (weights first, each cache object checked
+        against its manifests' sha256), then the branch, their version tags and the stage tags
+        in one ``git push --atomic``. When another clone published first, this clone's versions
+        are replayed on the remote's branch and renumbered past its versions, and the push
+        tried again. See `adaptergit.ops.sync.push`.
 
         Args:
-            refs: the versions to push; by default every version reachable from HEAD, with the
-                current branch.
+            refs: push only these versions' weights and tags (and their adapters' stage tags),
+                no branch.
             remote: the DVC remote (default: the default remote).
-            git_remote: the git remote (default: the branch's upstream, else ``origin``; none
-                configured: weights only).
+            git_remote: the git remote (default: the branch's upstream, else ``origin``; with
+                none configured, weights only).
             progress: called with (bytes sent, bytes to send) during the upload.
 
         Returns:
@@ -532,7 +539,12 @@ class Repo:
             NoRemote: no such DVC remote, or no default one.
             CorruptObject, ManifestMismatch: a cache object no longer matches its manifests.
             TransferFailed: some weights did not arrive; nothing was pushed to git.
-            GitError: git refused the push.
+            PushRejected: git refused the push and it could not be replayed; the remote is as
+                it was.
+            UntaggedVersion: a commit to publish records a version no local tag names there.
+            DetachedHead: HEAD is on no branch (and no `refs` were named).
+            GitError: git failed otherwise (the remote cannot be read, say).
+            RepositoryBusy: another command holds the repository.
         """
         return op_sync.push(
             self.registry, refs, remote=remote, git_remote=git_remote, progress=progress
