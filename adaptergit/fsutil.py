@@ -285,7 +285,24 @@ def copy_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None =
 
 
 def clone_file(src: Path, dst: Path, mode: int = 0o644, *, tmp_name: str | None = None) -> bool:
-    """Reflink src to dst atomically; False (and nothing written) where the filesystem cannot."""
+    """Reflink src to dst atomically; False (and nothing written) where the filesystem cannot.
+
+    A reflink (Linux ``FICLONE``, as DVC's ``cache.type = reflink``) shares the source's blocks
+    until either file is written: no bytes are copied.
+
+    Args:
+        src: a regular file (a symbolic link or FIFO is refused, see `open_regular`).
+        dst: the file to make, replaced atomically.
+        mode: its permission bits.
+        tmp_name: the temporary file's name in `dst`'s folder (a journal knows it).
+
+    Returns:
+        True if `dst` now shares `src`'s blocks.
+
+    Raises:
+        UnsafePath: `src` is a symbolic link or not a regular file.
+        FileSystemError: `src` cannot be read or `dst`'s folder written.
+    """
     try:
         with open_regular(src) as fin, atomic_output(dst, mode, tmp_name=tmp_name) as (_tmp, fd):
             if not clone(fin.fileno(), fd):
