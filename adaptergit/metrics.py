@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from adaptergit.errors import InvalidMetric
+from adaptergit import strictjson
+from adaptergit.errors import InvalidInput, InvalidMetric
 
 METRICS_NAME = "metrics.json"
 Metrics = dict[str, Any]
@@ -54,7 +55,7 @@ def parse_assignment(text: str) -> tuple[str, float | int]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise InvalidMetric(text, None, "--metric (expected KEY=VALUE)")
+        raise InvalidInput(f"--metric {text!r}: expected KEY=VALUE, e.g. eval_loss=1.92")
     raw = raw.strip()
     try:
         value: float | int = int(raw)
@@ -69,15 +70,16 @@ def parse_assignment(text: str) -> tuple[str, float | int]:
 
 
 def load_file(path: Path) -> Metrics:
-    """Read a metrics JSON file (an object of numbers, nesting allowed)."""
+    """Read a metrics JSON file (an object of numbers, nesting allowed), strictly and bounded."""
     try:
-        data = json.loads(Path(path).read_text())
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise InvalidMetric("(file)", str(path), f"{path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise InvalidMetric("(file)", str(path), f"{path}: not valid JSON ({exc})") from None
+        raise InvalidInput(f"{path}: cannot read the metrics file ({exc.strerror})") from None
+    data = strictjson.loads(raw, str(path))
     if not isinstance(data, dict):
-        raise InvalidMetric("(file)", type(data).__name__, f"{path}: expected a JSON object")
+        raise InvalidInput(
+            f"{path}: expected a JSON object of metrics, found {type(data).__name__}"
+        )
     return normalize(data, str(path))
 
 

@@ -274,6 +274,42 @@ def test_metrics_file_with_string_value_is_refused(
     assert snapshot(reg) == before
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+        ("[1, 2]", "expected a JSON object of metrics"),
+        (b"\xff\xfe", "not UTF-8"),
+        (None, "cannot read the metrics file"),
+    ],
+)
+def test_bad_metrics_file_is_one_clean_line(
+    tmp_path: Path, make_adapter: MakeAdapter, content: str | bytes | None, message: str
+) -> None:
+    reg = tmp_path / "reg"
+    main(["init", str(reg)])
+    bad = tmp_path / "m.json"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
+        bad.write_text(content)
+    before = snapshot(reg)
+    r = run("-C", str(reg), "commit", str(make_adapter()), "--name", "x", "--metrics", str(bad))
+    err = r.stderr.strip()
+    assert r.returncode == 2, err
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert "unexpected error" not in err and "finite number" not in err, err
+    assert snapshot(reg) == before
+
+
+def test_metric_without_equals_says_key_value(tmp_path: Path, make_adapter: MakeAdapter) -> None:
+    reg = tmp_path / "reg"
+    main(["init", str(reg)])
+    r = run("-C", str(reg), "commit", str(make_adapter()), "--name", "x", "--metric", "acc")
+    assert r.returncode == 2 and "expected KEY=VALUE" in r.stderr, r.stderr
+    assert "finite number" not in r.stderr
+
+
 def test_unknown_refs_list_what_exists(tmp_path: Path, make_adapter: MakeAdapter) -> None:
     reg = tmp_path / "reg"
     main(["init", str(reg)])
