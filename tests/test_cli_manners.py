@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -75,6 +76,30 @@ def test_remote_add_after_versions_says_how_plain_dvc_reaches_them(
     registry.commit(numpy_adapter(2), name="bot")
     added = registry.remote_add("other", str(tmp_path / "other"))
     assert added.older == ("bot@v0.0.1", "bot@v0.0.2")  # neither commit names "other"
+
+
+def test_remote_add_recipe_carries_the_remotes_options_but_no_secret(
+    registry: Repo, numpy_adapter: NumpyAdapter, tmp_path: Path
+) -> None:
+    pytest.importorskip("dvc_s3")
+    registry.commit(numpy_adapter(1), name="bot")
+    added = registry.remote_add(
+        "store",
+        "s3://bucket/adapters",
+        default=True,
+        options={"endpointurl": "http://127.0.0.1:9", "secret_access_key": "hush"},
+    )
+    assert added.older == ("bot@v0.0.1",)
+    recipe = added.local_recipe
+    assert recipe.startswith("dvc remote add --local -d store s3://bucket/adapters && ")
+    assert "dvc remote modify --local store endpointurl http://127.0.0.1:9" in recipe
+    assert "hush" not in recipe and "secret_access_key" not in recipe
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(registry.root), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", "bot@v0.0.1"], cwd=clone, check=True)
+    subprocess.run(recipe, shell=True, cwd=clone, check=True, capture_output=True)
+    local = (clone / ".dvc" / "config.local").read_text()
+    assert "endpointurl = http://127.0.0.1:9" in local and "core" in local
 
 
 def test_remote_modify_default_and_remove(registry: Repo, tmp_path: Path) -> None:

@@ -12,11 +12,18 @@ records the remote in the very first commit, before any version.
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from adaptergit import tags as tag_grammar
-from adaptergit.dvcrepo import DVC_DIR, MAX_CONFIG_BYTES, RemoteInfo, require_plugin
+from adaptergit.dvcrepo import (
+    DVC_DIR,
+    MAX_CONFIG_BYTES,
+    SECRET_OPTIONS,
+    RemoteInfo,
+    require_plugin,
+)
 from adaptergit.fsutil import read_in_tree
 from adaptergit.registry import Registry
 from adaptergit.txn import DirTransaction
@@ -34,17 +41,25 @@ class RemoteAdded:
         default: whether it is the default remote now.
         older: versions whose commits predate the remote (their ``.dvc/config`` does not name it),
             oldest first: adaptergit reaches them, plain DVC needs `local_recipe` first.
+        options: the remote's committed (non-secret) options, such as ``endpointurl``.
     """
 
     name: str
     url: str
     default: bool
     older: tuple[str, ...]
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def local_recipe(self) -> str:
-        """The command that lets plain DVC reach `older` in a clone."""
-        return f"dvc remote add --local -d {self.name} {self.url}"
+        """The commands that let plain DVC reach `older` in a clone: the remote and its options
+        (an S3-compatible store is unreachable without its ``endpointurl``)."""
+        steps = [f"dvc remote add --local -d {shlex.quote(self.name)} {shlex.quote(self.url)}"]
+        steps += [
+            f"dvc remote modify --local {shlex.quote(self.name)} {shlex.quote(k)} {shlex.quote(v)}"
+            for k, v in self.options
+        ]
+        return " && ".join(steps)
 
 
 @contextlib.contextmanager
@@ -101,7 +116,10 @@ def add(
         registry.remotes.add(name, url, default=default, options=dict(options or {}))
         older = _older(registry, name)  # under the lock: the index is dropped when it ends
     info = next(r for r in registry.remotes.configured() if r.name == name)
-    return RemoteAdded(name=name, url=info.url, default=info.default, older=older)
+    public = tuple(
+        (k, str(v)) for k, v in sorted((options or {}).items()) if k not in SECRET_OPTIONS
+    )
+    return RemoteAdded(name=name, url=info.url, default=info.default, older=older, options=public)
 
 
 def _older(registry: Registry, name: str) -> tuple[str, ...]:
