@@ -327,6 +327,30 @@ def test_lefthook_installed_after_adaptergit(tmp_path: Path) -> None:
     assert not (root / "lefthook-local.yml").exists()
 
 
+@pytest.mark.parametrize(
+    "local",
+    ["hello\n", "pre-push: [1, 2]\n", "a: [\n", "pre-push:\n  commands: 5\n", "- x\n"],
+)
+def test_a_malformed_lefthook_local_yml_is_one_clean_line(tmp_path: Path, local: str) -> None:
+    root = new_repo(tmp_path / "reg")
+    (root / "lefthook.yml").write_text("pre-push:\n  commands:\n    x:\n      run: 'true'\n")
+    (root / "lefthook-local.yml").write_text(local)
+    r = cli(root, "hooks", "install")
+    err = r.stderr.strip()
+    assert r.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("adaptergit: error: lefthook-local.yml: "), err
+    assert (root / "lefthook-local.yml").read_text() == local
+
+
+def test_empty_entries_in_lefthook_local_yml_are_filled_in(tmp_path: Path) -> None:
+    root = new_repo(tmp_path / "reg")
+    (root / "lefthook.yml").write_text("pre-push:\n  commands:\n    x:\n      run: 'true'\n")
+    (root / "lefthook-local.yml").write_text("pre-push:\n")
+    r = cli(root, "hooks", "install")
+    assert r.returncode == 0, r.stderr
+    assert "adaptergit" in (root / "lefthook-local.yml").read_text()
+
+
 # --- the pre-commit framework (PyPI) -------------------------------------------------------------
 
 

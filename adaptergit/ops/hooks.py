@@ -199,6 +199,27 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     atomic_write(path, data, mode)
 
 
+def _refuse_links(git: GitRepo, path: Path) -> None:
+    """Refuse `path` if it is in the work tree (not in the git directory) and it, or a folder on
+    the way to it, is a symbolic link: a cloned registry may commit ``.husky``, ``.husky/NAME``
+    or ``lefthook-local.yml`` as one, pointing anywhere; install never writes or reads through it.
+
+    Raises:
+        UnsafePath: naming the link.
+    """
+    from adaptergit.fsutil import safe_path
+
+    for inside in (git.git_dir, git.top / ".git"):
+        if path == inside or inside in path.parents:
+            return
+    try:
+        rel = path.relative_to(git.top)
+    except ValueError:
+        return
+    if rel.parts:
+        safe_path(git.top, rel.as_posix())
+
+
 def _head(path: Path, size: int = 8192) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -341,6 +362,7 @@ class _Changes:
     def __init__(self, git: GitRepo) -> None:
         import json
 
+        self.git = git
         self.path = git.git_dir / "adaptergit" / STATE_FILE
         self.files: dict[str, dict[str, Any]] = {}
         self.dirs: list[str] = []
@@ -362,6 +384,7 @@ class _Changes:
 
     def mkdir(self, path: Path) -> None:
         """Create `path` and its missing parents, remembering which were created."""
+        _refuse_links(self.git, path)
         missing = [p for p in (path, *path.parents) if not p.exists()]
         path.mkdir(parents=True, exist_ok=True)
         self.dirs.extend(str(p) for p in reversed(missing) if str(p) not in self.dirs)
@@ -391,6 +414,7 @@ class _Changes:
         """Write a file adaptergit adds itself to, after `remember`-ing what was there."""
         import base64
 
+        _refuse_links(self.git, path)
         self.remember(path)
         _write(path, data, mode)
         self.files[str(path)]["after"] = base64.b64encode(data).decode()
@@ -450,6 +474,11 @@ def install(git: GitRepo) -> list[HookState]:
         AdapterGitError: a hook cannot be chained (both ``NAME`` and its chained name exist).
     """
     hooks_dir = git.hooks_dir()
+    configured = git.config_get("core.hooksPath")
+    if configured and not Path(configured).is_absolute():  # resolved above: check the way there
+        _refuse_links(git, git.top / configured)
+    _refuse_links(git, git.top / ".husky")
+    _refuse_links(git, _lefthook_local(git.top))
     husky = _husky(hooks_dir)
     if husky is None:
         for name in HOOK_NAMES:  # refuse before anything is changed
@@ -491,12 +520,14 @@ def install(git: GitRepo) -> list[HookState]:
                 continue
             if kind == PRE_COMMIT:
                 path = path.with_name(name + LEGACY_SUFFIX)
+            _refuse_links(git, path.parent)
             _place_shim(path, name)
         if lefthook_names:
             changes.remember(git.git_dir / LEFTHOOK_CHECKSUM, always=True)
             local = _lefthook_local(git.top)
             before = local.read_bytes() if local.exists() else None
-            changes.write(local, _with_lefthook_entries(before, lefthook_names), 0o644)
+            new = _with_lefthook_entries(before, lefthook_names, local.name)
+            changes.write(local, new, 0o644)
     finally:
         changes.save()
     return status(git)
@@ -517,6 +548,7 @@ def _place_shim(path: Path, name: str) -> None:
 
 def _add_husky_lines(changes: _Changes, script: Path, name: str, *, executable: bool) -> None:
     """Append `husky_block` to husky's script for hook `name`, creating it if needed."""
+    _refuse_links(changes.git, script)
     try:
         text = script.read_bytes()
     except FileNotFoundError:
@@ -533,23 +565,46 @@ def _add_husky_lines(changes: _Changes, script: Path, name: str, *, executable: 
     changes.write(script, data, mode)
 
 
-def _with_lefthook_entries(before: bytes | None, names: Sequence[str]) -> bytes:
-    """lefthook's local configuration with an ``adaptergit`` command for each hook in `names`."""
+def _with_lefthook_entries(
+    before: bytes | None, names: Sequence[str], source: str = LEFTHOOK_LOCAL[0]
+) -> bytes:
+    """lefthook's local configuration with an ``adaptergit`` command for each hook in `names`.
+
+    Raises:
+        AdapterGitError: `before` is not YAML, or not a mapping of hooks to mappings (`source`
+            names the file); nothing is written.
+    """
     import io
 
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096  # one line per command, as a person writes it
-    data = yaml.load(before) if before and before.strip() else None
+    try:
+        data = yaml.load(before) if before and before.strip() else None
+    except (YAMLError, RecursionError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AdapterGitError(f"{source}: not valid YAML ({first}); fix it and run again") from None
     if data is None:
         from ruamel.yaml.comments import CommentedMap
 
         data = CommentedMap()
+    if not isinstance(data, dict):
+        raise AdapterGitError(f"{source}: expected a mapping of hook names; fix it and run again")
     for name in names:
-        hook = data.setdefault(name, {})
-        commands = hook.setdefault("commands", {})
+        if data.get(name) is None:
+            data[name] = {}
+        hook = data[name]
+        if isinstance(hook, dict) and hook.get("commands") is None:
+            hook["commands"] = {}
+        if not isinstance(hook, dict) or not isinstance(hook["commands"], dict):
+            raise AdapterGitError(
+                f"{source}: {name!r} is not a mapping with a 'commands' mapping; fix it and run "
+                "again"
+            )
+        commands = hook["commands"]
         entry: dict[str, Any] = {"run": portable_call(name, "{0}")}
         if name in STDIN_HOOKS:
             entry["use_stdin"] = True

@@ -177,3 +177,33 @@ def test_fifo_in_the_work_tree_or_cache_does_not_hang(world: World) -> None:
     os.mkfifo(src / "adapter_config.json")
     result = world.run("commit", str(src), "--name", "fifo")
     assert result.code == 2 and "not a regular file" in result.err
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        (".husky", "outside"),  # a folder: install would write five hook scripts into it
+        (".husky/pre-commit", "outside/secret.yaml"),  # a file: its bytes would be copied in
+        ("lefthook-local.yml", "outside/secret.yaml"),  # read, merged and written back
+    ],
+)
+def test_hook_manager_files_linked_out_of_the_work_tree(
+    world: World, link: str, target: str
+) -> None:
+    (world.reg / "package.json").write_text('{"devDependencies": {"husky": "^9"}}\n')
+    (world.reg / "lefthook.yml").write_text("pre-push:\n  commands:\n    x:\n      run: 'true'\n")
+    (world.reg / link).parent.mkdir(parents=True, exist_ok=True)
+    (world.reg / link).symlink_to(world.base / target)
+    world.git("add", "package.json", "lefthook.yml", link)
+    world.git("commit", "-qm", "hook managers", "--no-verify")
+    victim = _clone(world)
+    before = snapshot(world.outside)
+    for args in (["init", "."], ["hooks", "install"]):  # the README's step for every clone
+        result = world.run(*args, cwd=victim)
+        assert_clean(result)
+        assert link in result.err and "symbolic link" in result.err, result.text
+    assert snapshot(world.outside) == before
+    assert sorted(p.name for p in world.outside.iterdir()) == ["bot", "secret.yaml"]
+    assert (victim / link).is_symlink()  # left as it was, neither followed nor replaced
+    world.git("add", "-A", cwd=victim)
+    assert b"FAKE-SECRET-TOKEN" not in world.git("diff", "--cached", cwd=victim).encode()
