@@ -67,20 +67,37 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
 @click.option(
     "--remote-name", default="storage", show_default=True, help="The name of that remote."
 )
-def init(path: Path, remote_url: str | None, remote_name: str) -> None:
+@click.option(
+    "--option",
+    "-o",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A DVC option of that remote (endpointurl, region, ...); secrets go to "
+    ".dvc/config.local only.",
+)
+def init(path: Path, remote_url: str | None, remote_name: str, options: tuple[str, ...]) -> None:
     """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice).
     \f
     Args:
         path: PATH, the folder (created if absent).
         remote_url: ``--remote``, a DVC remote URL made the default in the set-up commit.
         remote_name: ``--remote-name``, that remote's name.
+        options: ``--option KEY=VALUE``, that remote's DVC options.
+
+    Raises:
+        click.BadParameter: ``--option`` without ``--remote``, or not KEY=VALUE.
     """
+    if options and remote_url is None:
+        raise click.BadParameter("needs --remote URL", param_hint="--option")
     from adaptergit.ops import hooks as hooks_mod
     from adaptergit.ops.init import is_registry
     from adaptergit.repo import Repo
 
     existed = is_registry(path)
-    with Repo.init(path, remote=remote_url, remote_name=remote_name) as repo:
+    with Repo.init(
+        path, remote=remote_url, remote_name=remote_name, remote_options=_options(options)
+    ) as repo:
         if existed:
             click.echo(
                 f"Reinitialised existing adaptergit registry in {repo.root} "
@@ -91,8 +108,9 @@ def init(path: Path, remote_url: str | None, remote_name: str) -> None:
             click.echo(f"Initialised adaptergit registry in {repo.root}{inside}")
         for line in hooks_mod.notes(hooks_mod.status(repo.git)):
             click.echo(line)
-        if remote_url is not None:
-            click.echo(f"DVC remote {remote_name} ({remote_url}) is the default")
+        if remote_url is not None:  # as configured: a password in the URL is not echoed
+            url = next((r.url for r in repo.remote_list() if r.name == remote_name), "")
+            click.echo(f"DVC remote {remote_name} ({printable(url, one_line=True)}) is the default")
 
 
 @cli.command()
@@ -324,8 +342,9 @@ def remote_add(
         shown = ", ".join(added.older[:3]) + (
             f" (+{len(added.older) - 3})" if len(added.older) > 3 else ""
         )
+        their = "its commit does" if len(added.older) == 1 else "their commits do"
         click.echo(
-            f"note: {shown} came before this remote, so their commits do not name it: "
+            f"note: {shown} came before this remote, so {their} not name it: "
             f"adaptergit push/pull reach them; plain DVC does after `{added.local_recipe}` "
             "in each clone (`adaptergit init --remote URL` avoids this in a new registry)"
         )

@@ -721,6 +721,32 @@ def require_plugin(url: str) -> None:
         raise MissingRemoteSupport(found[1].lower(), plugin.replace("_", "-")) from None
 
 
+def check_remote(name: str, url: str, options: Mapping[str, str]) -> None:
+    """Check, before anything is written, that DVC would take remote `name` at `url` with
+    `options`: its plugin loads (`require_plugin`) and DVC's own config schema
+    (``dvc.config.Config.validate``) accepts the section.
+
+    Args:
+        name: the remote's name.
+        url: the remote's URL (a password in it counts as the ``password`` option).
+        options: further options, as ``dvc remote modify`` takes them.
+
+    Raises:
+        MissingRemoteSupport: the URL's DVC plugin is not installed.
+        DvcError: DVC's schema refuses an option (an unknown key, a bad value).
+    """
+    require_plugin(url)
+    from dvc.config import Config
+
+    section = {**options, "url": _split_credentials(url)[0]}
+    if _split_credentials(url)[1] is not None:
+        section["password"] = "x"
+    try:
+        Config.validate({"remote": {name: section}})
+    except Exception as exc:
+        raise DvcError("remote add", _one_line(exc)) from exc
+
+
 def _missing_plugin(message: str) -> str:
     """DVC's "s3 is supported, but requires 'dvc-s3' to be installed" as adaptergit's advice."""
     found = re.search(r"(\w+) is supported, but requires '([\w-]+)'", message)

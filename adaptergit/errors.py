@@ -184,7 +184,10 @@ class InvalidMetric(InvalidInput):
         self.key = key
         self.value = value
         origin = f" in {source}" if source else ""
-        super().__init__(f"metric {key!r}{origin} must be a finite number, got {value!r}")
+        shown = repr(value)
+        if len(shown) > 60:  # a pasted blob stays one readable line
+            shown = f"{shown[:40]}... ({len(shown)} characters)"
+        super().__init__(f"metric {key!r}{origin} must be a finite number, got {shown}")
 
 
 class InvalidManifest(InvalidInput):

@@ -68,6 +68,7 @@ class Repo:
         *,
         remote: str | None = None,
         remote_name: str = op_init.DEFAULT_REMOTE,
+        remote_options: Mapping[str, str] | None = None,
     ) -> Repo:
         """Make `path` an adapter registry (git, DVC, configuration, hooks) and commit the set-up.
 
@@ -81,6 +82,8 @@ class Repo:
             remote: a DVC remote URL (a directory, ``s3://...``, ``ssh://...``) made the default
                 in the set-up commit itself, so plain ``dvc pull`` reaches every version.
             remote_name: the name of that remote.
+            remote_options: DVC options of that remote (``endpointurl``, ``region``, ...);
+                secrets go to ``.dvc/config.local`` only.
 
         Returns:
             The registry, opened at its root.
@@ -91,7 +94,11 @@ class Repo:
             GitError: git failed (no identity to commit with, say).
             DvcError: DVC failed (a remote of that name with another URL).
         """
-        return cls(op_init.init(path, remote=remote, remote_name=remote_name))
+        return cls(
+            op_init.init(
+                path, remote=remote, remote_name=remote_name, remote_options=remote_options
+            )
+        )
 
     # --- the parts ----------------------------------------------------------------------------
 

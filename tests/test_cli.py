@@ -489,3 +489,17 @@ def test_interrupted_commit_leaves_repository_as_it_was(
     after = snapshot(reg)
     assert after == before
     assert not list((reg / ".git" / "adaptergit").glob("txn-*"))
+
+
+def test_a_long_bad_metric_value_is_shortened_in_the_error(
+    tmp_path: Path, make_adapter: MakeAdapter
+) -> None:
+    reg = tmp_path / "reg"
+    main(["init", str(reg)])
+    value = "9" * 2_000 + "x"
+    r = run(
+        "-C", str(reg), "commit", str(make_adapter()), "--name", "x", "--metric", f"acc={value}"
+    )
+    err = r.stderr.strip()
+    assert r.returncode == 2 and "must be a finite number" in err, err
+    assert len(err.splitlines()) == 1 and len(err) < 200 and "2003 characters" in err, err

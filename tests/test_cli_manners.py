@@ -65,6 +65,28 @@ def test_init_with_a_remote_records_it_in_the_first_commit(tmp_path: Path) -> No
     assert "remote = storage" in config and str(tmp_path / "store") in config
 
 
+def test_init_remote_options_go_to_the_first_commit_and_secrets_stay_local(
+    tmp_path: Path,
+) -> None:
+    store = "ssh://ci@127.0.0.1/srv/adapters"
+    r = cli(tmp_path, "init", "reg", "--remote", store, "-o", "port=2222", "-o", "password=hunter2")
+    assert r.returncode == 0, r.stderr
+    first = git(tmp_path / "reg", "rev-list", "--max-parents=0", "HEAD").strip()
+    config = git(tmp_path / "reg", "show", f"{first}:.dvc/config")
+    assert "port = 2222" in config and "hunter2" not in config
+    assert "hunter2" in (tmp_path / "reg" / ".dvc" / "config.local").read_text()
+    assert "hunter2" not in r.stdout + r.stderr
+    with_password = cli(tmp_path, "init", "reg2", "--remote", "ssh://ci:hunter2@127.0.0.1/srv")
+    assert with_password.returncode == 0, with_password.stderr
+    assert "hunter2" not in with_password.stdout + with_password.stderr
+    refused = cli(tmp_path, "init", "reg3", "--remote", store, "-o", "no_such_option=1")
+    assert refused.returncode != 0 and "no_such_option" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "reg3").exists()
+    alone = cli(tmp_path, "init", "other", "-o", "verify=true")
+    assert alone.returncode == 2 and "needs --remote URL" in alone.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_remote_add_after_versions_says_how_plain_dvc_reaches_them(
     registry: Repo, numpy_adapter: NumpyAdapter, tmp_path: Path
 ) -> None:

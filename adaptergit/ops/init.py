@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 from adaptergit import launcher
 from adaptergit.config import DEFAULT_TEXT
-from adaptergit.dvcrepo import DvcRemotes, DvcRepo
+from adaptergit.dvcrepo import DvcRemotes, DvcRepo, check_remote
 from adaptergit.errors import AdapterGitError, AdapterGitWarning, AnotherRegistry
 from adaptergit.fsutil import RepoLock, atomic_write
 from adaptergit.gitrepo import GitRepo
@@ -38,7 +39,11 @@ def is_registry(path: Path | str) -> bool:
 
 
 def init(
-    path: Path | str = ".", *, remote: str | None = None, remote_name: str = DEFAULT_REMOTE
+    path: Path | str = ".",
+    *,
+    remote: str | None = None,
+    remote_name: str = DEFAULT_REMOTE,
+    remote_options: Mapping[str, str] | None = None,
 ) -> Path:
     """Make `path` an adapter registry and commit the set-up; safe to run again.
 
@@ -53,6 +58,8 @@ def init(
             in the set-up commit itself, so that every version's commit names it and plain
             ``dvc pull``/``dvc fetch --all-tags`` reach every version.
         remote_name: the name of that remote.
+        remote_options: DVC options of that remote (``endpointurl``, ``region``, ...), as
+            ``dvc remote modify`` takes them; secrets go to ``.dvc/config.local`` only.
 
     Returns:
         The registry's root.
@@ -60,8 +67,14 @@ def init(
     Raises:
         AnotherRegistry: the repository already holds a registry in another folder (nothing
             is created).
-        GitError, DvcError: git or DVC failed (a remote of that name with another URL).
+        MissingRemoteSupport: `remote` needs a DVC plugin that is not installed (nothing is
+            created).
+        DvcError: DVC refuses the remote's options (nothing is created), or DVC failed (a
+            remote of that name with another URL).
+        GitError: git failed.
     """
+    if remote is not None:  # a remote DVC would refuse fails here, before anything is made
+        check_remote(remote_name, remote, remote_options or {})
     path = Path(path).absolute()
     first_new = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     git = GitRepo.init(path)
@@ -88,7 +101,7 @@ def init(
         if not config.exists():
             atomic_write(config, DEFAULT_TEXT.encode())
         if remote is not None:
-            _add_remote(dvc, remote_name, remote)
+            _add_remote(dvc, remote_name, remote, dict(remote_options or {}))
             paths.append(".dvc/config")
         paths = [*paths, *diffdriver.configure(git)]  # git diff shows adapter summaries
         paths = [*paths, *configure_merge_driver(git)]  # dvc.yaml merges without conflicts
@@ -107,15 +120,18 @@ def init(
     return root
 
 
-def _add_remote(dvc: DvcRepo, name: str, url: str) -> None:
-    """Add remote `name` as the default, unless it is already there with this URL."""
+def _add_remote(dvc: DvcRepo, name: str, url: str, options: dict[str, str]) -> None:
+    """Add remote `name` as the default, unless it is already there with this URL (then only
+    its `options` are set)."""
     remotes = DvcRemotes(dvc)
     known = {r.name: r.url for r in remotes.configured()}
     if known.get(name) == url:
         if remotes.default() != name:
             remotes.set_default(name)
+        if options:
+            remotes.modify_remote(name, options)
         return
-    remotes.add(name, url, default=True)
+    remotes.add(name, url, default=True, options=options)
 
 
 MERGE_FUNCTION = "adaptergit_merge_dvc_yaml"
