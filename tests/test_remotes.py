@@ -322,23 +322,38 @@ def test_pre_push_stdin_cases(shared: Shared, make_adapter: MakeAdapter, tmp_pat
     # deleted ref: nothing to upload
     r = _prepush(repo, f"(delete) {zero} refs/heads/old {head}\n")
     assert r.returncode == 0 and not on_remote("shared@v0.0.1")
-    # new branch (all-zero remote id): every version reachable is uploaded
+
+    def tag_line(tag: str) -> str:
+        oid = git(repo.root, "rev-parse", tag).strip()
+        return f"refs/tags/{tag} {oid} refs/tags/{tag} {zero}"
+
+    # a branch without its versions' tags: refused before anything is uploaded
     r = _prepush(repo, f"refs/heads/main {head} refs/heads/main {zero}\n")
+    assert r.returncode == 1 and "shared@v0.0.1, shared@v0.0.2 but not their tags" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not on_remote("shared@v0.0.1")
+    # new branch (all-zero remote id) with its tags (as --follow-tags sends them): every
+    # version reachable is uploaded
+    tags = [tag_line("shared@v0.0.1"), tag_line("shared@v0.0.2")]
+    r = _prepush(repo, "\n".join([f"refs/heads/main {head} refs/heads/main {zero}", *tags]) + "\n")
     assert r.returncode == 0, r.stderr
     assert on_remote("shared@v0.0.1") and on_remote("shared@v0.0.2")
-    # tag-only push of a version on a side branch
+    # a version on a side branch: its tag alone would name a commit no remote branch holds
     git(repo.root, "checkout", "-q", "-b", "side")
     v3 = repo.commit(make_adapter(seed=3), name="shared")
+    side = git(repo.root, "rev-parse", "HEAD").strip()
     git(repo.root, "checkout", "-q", "-")
-    tag_oid = git(repo.root, "rev-parse", "shared@v0.0.3").strip()
-    r = _prepush(repo, f"refs/tags/shared@v0.0.3 {tag_oid} refs/tags/shared@v0.0.3 {zero}\n")
+    r = _prepush(repo, tag_line("shared@v0.0.3") + "\n")
+    assert r.returncode == 1 and "shared@v0.0.3" in r.stderr and not on_remote(v3.ref)
+    # with its branch, it goes
+    side_line = f"refs/heads/side {side} refs/heads/side {zero}"
+    r = _prepush(repo, "\n".join([side_line, *tags, tag_line("shared@v0.0.3")]) + "\n")
     assert r.returncode == 0, r.stderr
     assert on_remote(v3.ref)
     # many refs at once, one of them a new adapter
     v4 = repo.commit(make_adapter(seed=4), name="other")
     head = git(repo.root, "rev-parse", "HEAD").strip()
     lines = [f"refs/heads/b{i} {head} refs/heads/b{i} {zero}" for i in range(30)]
-    r = _prepush(repo, "\n".join(lines) + "\n")
+    r = _prepush(repo, "\n".join([*lines, *tags, tag_line("other@v0.0.1")]) + "\n")
     assert r.returncode == 0, r.stderr
     assert on_remote(v4.ref)
 

@@ -746,7 +746,8 @@ def run(name: str, args: Sequence[str], stdin: bytes | None = None, cwd: Path | 
     text = (stdin or b"").decode(errors="replace")
     if not text.strip() and os.environ.get("PRE_COMMIT_TO_REF"):
         text = (
-            f"HEAD {os.environ['PRE_COMMIT_TO_REF']} refs/heads/x "
+            f"HEAD {os.environ['PRE_COMMIT_TO_REF']} "
+            f"{os.environ.get('PRE_COMMIT_REMOTE_BRANCH') or 'refs/heads/x'} "
             f"{os.environ.get('PRE_COMMIT_FROM_REF', ZERO_SHA)}\n"
         )
     return pre_push(git, remote, text.splitlines())
@@ -955,9 +956,11 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
     """Upload the weights of every version this push publishes; abort the push if any fails.
 
     Skipped when ``adaptergit push`` runs git (it uploaded already) and for pushes that only
-    delete. A push that would publish a version's commit while the remote holds another tag of
-    that version's name is aborted; one that leaves version tags behind is warned about.
-    Errors are printed as one line, never raised.
+    delete. Publishing is all or nothing, so before anything is uploaded a push is aborted when
+    it would publish a version's commit without that version's tag (the remote lacks the tag
+    and the push does not carry it, as ``--follow-tags`` or naming the tag would), or while the
+    remote holds another tag of that version's name. Errors are printed as one line, never
+    raised.
 
     Args:
         git: the repository.
@@ -984,6 +987,15 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
         if not versions:
             return 0
         missing, clashing = _tags_left_behind(registry, versions, lines, remote)
+        stray = _tags_off_branch(registry, versions, lines, remote)
+        if stray:
+            _err(
+                f"push aborted: it carries the tags of {', '.join(stray)} but no branch of "
+                f"{remote} would hold their commits (a branch it cannot fast-forward, or none), "
+                "so a version would be published on no branch; `git pull` and push the branch "
+                "with them (`git push --atomic --follow-tags`), or publish with `adaptergit push`"
+            )
+            return 1
         if clashing:
             _err(
                 f"push aborted: {remote} holds other versions named {', '.join(clashing)}, so "
@@ -992,11 +1004,15 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
             )
             return 1
         if missing:
+            branches = sorted(_pushed_branches(lines)) or ["BRANCH"]
             _err(
-                f"warning: this push carries the commits of {', '.join(missing)} but not their "
-                f"tags; push them too (`git push {remote} {' '.join(missing)}`), or publish with "
-                "`adaptergit push` (branch and tags in one atomic push)"
+                f"push aborted: it carries the commits of {', '.join(missing)} but not their "
+                "tags, so the remote would hold versions no tag names (and another clone could "
+                "publish the same number); publish with `adaptergit push` (branch and tags in "
+                f"one atomic push), or `git push --atomic --follow-tags {remote} "
+                f"{' '.join(branches)}`"
             )
+            return 1
         dvc_remote = transfer.require_remote(registry, None)
         uploaded = transfer.upload(registry, versions, dvc_remote)
     except AdapterGitError as exc:
@@ -1007,6 +1023,49 @@ def pre_push(git: GitRepo, remote: str, lines: Sequence[str]) -> int:
     if uploaded:
         _err(f"uploaded weights of {', '.join(uploaded)} to DVC remote {dvc_remote!r}")
     return 0
+
+
+def _pushed_branches(lines: Iterable[str]) -> set[str]:
+    """The remote branches a push (git's pre-push stdin lines) updates, short names."""
+    return {
+        parts[2].removeprefix("refs/heads/")
+        for line in lines
+        if len(parts := line.split()) == 4
+        and parts[2].startswith("refs/heads/")
+        and parts[1] != ZERO_SHA
+    }
+
+
+def _tags_off_branch(
+    registry: Registry, versions: Sequence[Version], lines: Iterable[str], remote: str
+) -> list[str]:
+    """Version tags this push sends whose commits neither a branch it surely updates (new, or
+    a fast-forward this clone can see) nor a remote-tracking branch of `remote` holds: git
+    would publish them while refusing the branch (``fetch first``), or with no branch at all."""
+    git = registry.git
+    tips: list[str] = []
+    sent: set[str] = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4 or parts[1] == ZERO_SHA:
+            continue
+        _local_ref, local_sha, remote_ref, remote_sha = parts
+        if remote_ref.startswith(tag_grammar.REFS_PREFIX):
+            sent.add(tag_grammar.short_name(remote_ref))
+        elif remote_ref.startswith("refs/heads/") and (
+            remote_sha == ZERO_SHA
+            or (git.resolve_commit(remote_sha) and git.is_ancestor(remote_sha, local_sha))
+        ):
+            tips.append(local_sha)
+    stray = []
+    for version in versions:
+        if version.tag not in sent:
+            continue
+        if any(git.is_ancestor(version.commit, tip) for tip in tips):
+            continue
+        if not git.on_remote_branch(version.commit, remote):
+            stray.append(version.ref)
+    return sorted(stray)
 
 
 def _tags_left_behind(

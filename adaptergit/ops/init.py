@@ -49,8 +49,9 @@ def init(
 
     Creates the git repository if there is none (``git init``); inside an existing work tree the
     registry is that folder of the repository. Runs ``dvc init`` (``--subdir`` below the top
-    level), writes ``.adaptergit.toml``, sets up the git diff and merge drivers and installs the
-    hooks. Run again, it refreshes the drivers and the hooks and commits nothing new.
+    level), writes ``.adaptergit.toml``, sets up the git diff and merge drivers, sets
+    ``push.followTags`` (a plain ``git push`` carries the version tags) and installs the hooks.
+    Run again, it refreshes the drivers and the hooks and commits nothing new.
 
     Args:
         path: the folder (created if absent).
@@ -105,6 +106,7 @@ def init(
             paths.append(".dvc/config")
         paths = [*paths, *diffdriver.configure(git)]  # git diff shows adapter summaries
         paths = [*paths, *configure_merge_driver(git)]  # dvc.yaml merges without conflicts
+        configure_push(git)  # a plain `git push` carries the version tags
         paths = [p for p in (*paths, REGISTRY_CONFIG) if (root / p).exists()]
         message = "Initialise adaptergit registry (git + DVC)"
         if git.head() is not None and remote is not None:
@@ -162,6 +164,14 @@ def configure_merge_driver(git: GitRepo) -> list[str]:
     return [GITATTRIBUTES]
 
 
+def configure_push(git: GitRepo) -> None:
+    """Set ``push.followTags`` in .git/config (unless set already), so that a plain ``git push``
+    of version commits carries their annotated tags (version and stage tags) with them: the
+    pre-push hook refuses a push that would publish a version's commit without its tag."""
+    if git.config_get("push.followTags") is None:
+        git.set_config("push.followTags", "true")
+
+
 def merge_dvc_yaml(base: Path, ours: Path, theirs: Path) -> bool:
     """The merge driver: merge the three versions of dvc.yaml into `ours` (git's %O %A %B).
 
@@ -187,6 +197,7 @@ __all__ = [
     "DEFAULT_REMOTE",
     "MERGE_FUNCTION",
     "configure_merge_driver",
+    "configure_push",
     "init",
     "is_registry",
     "merge_driver_command",
