@@ -731,6 +731,38 @@ class UntaggedVersion(AdapterGitError):
         )
 
 
+class VersionOffBranch(AdapterGitError):
+    """`push REF` of a version whose commit no branch of the git remote holds, nor the current
+    branch: publishing its tag alone would leave a version on no remote branch."""
+
+    def __init__(self, ref: str, commit: str, remote: str) -> None:
+        self.ref = ref
+        self.commit = commit
+        self.remote = remote
+        super().__init__(
+            f"{ref} (commit {commit[:7]}) is on no branch of {remote} and not on the current "
+            f"branch; a version tag is published only with its branch: switch to the branch that "
+            "holds it and run `adaptergit push` (nothing was pushed)"
+        )
+
+
+class PublishedVersionClash(AdapterGitError):
+    """A version whose commit the git remote's branch holds, its tag not there, while the remote
+    gives that number to another commit (published without its tag, then numbered twice)."""
+
+    def __init__(self, ref: str, commit: str, remote: str, theirs: str) -> None:
+        self.ref = ref
+        self.commit = commit
+        self.remote = remote
+        self.theirs = theirs
+        super().__init__(
+            f"{ref} names commit {commit[:7]} here, which {remote}'s branch holds without the "
+            f"tag, but {remote} gives {ref} to commit {theirs[:7]}; a published commit is never "
+            f"renumbered: take {remote}'s tag (`git tag -d {ref} && git fetch {remote} tag "
+            f"{ref}`) and commit those weights again as a new version (nothing was pushed)"
+        )
+
+
 class GcRefused(AdapterGitError):
     """gc --remote could not read a git remote, so it cannot know what teammates keep."""
 

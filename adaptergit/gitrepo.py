@@ -843,15 +843,16 @@ class GitRepo:
                 (inside if own else outside).append(own or path)
         return inside, outside
 
-    def on_remote_branch(self, commit: str) -> bool:
-        """Whether some remote-tracking branch contains `commit` (it was published)."""
+    def on_remote_branch(self, commit: str, remote: str | None = None) -> bool:
+        """Whether some remote-tracking branch (of `remote`, default: of any remote) contains
+        `commit` (it was published)."""
         out = self._run(
             "for-each-ref",
             "--count=1",
             "--format=%(refname)",
             "--contains",
             commit,
-            "refs/remotes",
+            f"refs/remotes/{remote}/" if remote else "refs/remotes",
             check=False,
         )
         return bool(out.strip())
@@ -1109,6 +1110,24 @@ class GitRepo:
             oid, _, ref = line.partition("\t")
             if ref in wanted:
                 found[ref] = oid
+        return found
+
+    def remote_tag_commits(self, remote: str) -> dict[str, str]:
+        """Tag name (without ``refs/tags/``) -> the commit it names, for every tag on `remote`
+        (one ``git ls-remote --tags``; annotated tags peeled).
+
+        Raises:
+            GitError: the remote cannot be read.
+        """
+        out = self._run("ls-remote", "--tags", remote)
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            oid, _, ref = line.partition("\t")
+            name = ref.removeprefix("refs/tags/")
+            if name.endswith("^{}"):
+                found[name[:-3]] = oid  # the peeled line comes after the tag object's
+            else:
+                found.setdefault(name, oid)
         return found
 
     def fetch(self, remote: str, refspecs: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ from adaptergit.errors import (
     MissingVersionTags,
     OperationInProgress,
     PushRejected,
+    VersionOffBranch,
 )
 from adaptergit.ops.verify import LOST
 
@@ -243,6 +244,118 @@ def test_pre_push_hook_refuses_a_version_number_the_remote_gave_another(team: Te
     )
     assert out.returncode != 0 and "a@v0.0.2" in out.stderr
     assert team.remote_git("rev-parse", "main") == before
+
+
+def registered(team: Team, ref: str) -> int:
+    """How many commits of the remote's main register `ref` (their subject names it)."""
+    subjects = team.remote_git("log", "--format=%s", "main").splitlines()
+    return sum(1 for line in subjects if line.split(":")[0] == f"Register {ref}")
+
+
+def test_plain_git_push_carries_the_tags_or_is_refused(team: Team) -> None:
+    team.found("alice")
+    bob, carol = team.join("bob"), team.join("carol")
+    with bob.repo() as repo:
+        repo.commit(src(team, 141), name="a")
+    with carol.repo() as repo:
+        mine = repo.commit(src(team, 142), name="a")
+    before = team.remote_git("rev-parse", "main")
+    # without its tag, the version's commit does not go: one line naming it and the fix
+    refused = subprocess.run(
+        ["git", "push", "--no-follow-tags", "origin", "main"],
+        cwd=carol.root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **carol.environ},
+    )
+    assert refused.returncode != 0
+    line = [x for x in refused.stderr.splitlines() if x.startswith("adaptergit:")]
+    assert len(line) == 1 and "a@v0.0.2" in line[0] and "adaptergit push" in line[0]
+    assert team.remote_git("rev-parse", "main") == before and team.remote_tag("a@v0.0.2") is None
+    # `adaptergit init` set push.followTags: a plain push carries the tag with the commit
+    carol.git("push", "-q", "origin", "main")
+    assert team.remote_tag("a@v0.0.2") == mine.commit
+    with bob.repo() as repo:
+        assert repo.push().renumbered == (("a@v0.0.2", "a@v0.0.3"),)
+    with carol.repo() as repo:
+        assert repo.push().git_updated == ()
+    assert registered(team, "a@v0.0.2") == registered(team, "a@v0.0.3") == 1
+    assert_remote_consistent(team, "a")
+
+
+def test_replay_numbers_past_a_version_published_without_its_tag(team: Team) -> None:
+    team.found("alice")
+    bob, carol = team.join("bob"), team.join("carol")
+    with bob.repo() as repo:
+        repo.commit(src(team, 151), name="a")
+    with carol.repo() as repo:
+        mine = repo.commit(src(team, 152), name="a")
+    # published without hooks and without the tag (as before the hook refused it)
+    carol.git("push", "-q", "--no-verify", "--no-follow-tags", "origin", "main")
+    assert team.remote_tag("a@v0.0.2") is None
+    with bob.repo() as repo:  # the remote's branch records a@v0.0.2: bob's goes past it
+        result = repo.push()
+        assert result.renumbered == (("a@v0.0.2", "a@v0.0.3"),)
+    with carol.repo() as repo:  # carol's tag, left behind, is published now
+        result = repo.push()
+        assert result.versions == ("a@v0.0.2",) and result.git_updated == ("refs/tags/a@v0.0.2",)
+        assert result.uploaded == ("a@v0.0.2",)  # the hook never ran: its weights go too
+    assert team.remote_tag("a@v0.0.2") == mine.commit
+    assert registered(team, "a@v0.0.2") == registered(team, "a@v0.0.3") == 1
+    assert_remote_consistent(team, "a")
+    dave = team.join("dave")
+    with dave.repo() as repo:
+        out = repo.checkout("a@v0.0.2", to=team.base / "out")
+        assert (out / WEIGHTS).read_bytes() == (team.base / "src/s152" / WEIGHTS).read_bytes()
+
+
+def test_push_publishes_a_tag_a_plain_push_left_behind_or_names_the_clash(team: Team) -> None:
+    team.found("alice")
+    carol = team.join("carol")
+    with carol.repo() as repo:
+        mine = repo.commit(src(team, 161), name="solo")
+    carol.git("push", "-q", "--no-verify", "--no-follow-tags", "origin", "main")
+    out = carol.cli("push")
+    assert out.returncode == 0 and "nothing to push" not in out.stdout, out.stdout
+    assert team.remote_tag("solo@v0.0.1") == mine.commit
+    # the same, but meanwhile the remote gave the number to another commit: one line, no push
+    bob = team.join("bob")
+    with carol.repo() as repo:
+        repo.commit(src(team, 162), name="solo")
+    carol.git("push", "-q", "--no-verify", "--no-follow-tags", "origin", "main")
+    with bob.repo() as repo:
+        theirs = repo.commit(src(team, 163), name="solo")  # bob's solo@v0.0.2, on no branch
+    bob.git("push", "-q", "--no-verify", "origin", "solo@v0.0.2")
+    before = team.remote_git("show-ref")
+    out = carol.cli("push")
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "solo@v0.0.2" in out.stderr and theirs.commit[:7] in out.stderr
+    assert team.remote_git("show-ref") == before
+
+
+def test_push_of_a_ref_publishes_its_branch_with_it(team: Team) -> None:
+    team.found("alice")
+    bob, carol = team.join("bob"), team.join("carol")
+    with bob.repo() as repo:
+        mine = repo.commit(src(team, 171), name="a")
+        result = repo.push(["a@v0.0.2"])
+        assert "a@v0.0.2" in result.versions
+    tag = team.remote_tag("a@v0.0.2")
+    assert tag == mine.commit
+    team.remote_git("merge-base", "--is-ancestor", mine.commit, "main")
+    with carol.repo() as repo:  # the next one numbers past it, and replays nothing
+        repo.commit(src(team, 172), name="a")
+        assert repo.push().renumbered == (("a@v0.0.2", "a@v0.0.3"),)
+    # a version on a branch that is not checked out: refused, nothing pushed
+    bob.git("pull", "-q")
+    bob.git("checkout", "-q", "-b", "side")
+    with bob.repo() as repo:
+        repo.commit(src(team, 173), name="a")  # a@v0.0.4
+    bob.git("checkout", "-q", "main")
+    before = team.remote_git("show-ref")
+    with bob.repo() as repo, pytest.raises(VersionOffBranch, match=r"a@v0\.0\.4"):
+        repo.push(["a@v0.0.4"])
+    assert team.remote_git("show-ref") == before
 
 
 # --- numbering from a partial view ------------------------------------------------------------

@@ -4,7 +4,8 @@ Two clones that both record the next version of an adapter both call it, say, ``
 first to push publishes it; the second push is rejected (the remote's branch moved on, or its tag
 ``a@v0.0.2`` exists). `plan` then rebuilds the second clone's unpublished version commits on top
 of the remote's branch, one by one, as ``git rebase`` would, and renumbers each version past the
-remote's latest version of that adapter: the manifest's ``version`` and ``parent``, the commit's
+remote's latest version of that adapter (its tags, and the versions its branch's manifests record,
+so that a commit published without its tag is never given a twin): the manifest's ``version`` and ``parent``, the commit's
 subject, the tag and the ``dvc.yaml`` entry. Stage tags (``NAME#STAGE#N``) that clash are renamed
 past the remote's counter and dated after its last stage event, so the last assignment published
 wins, for GTO as for adaptergit.
@@ -125,17 +126,27 @@ def _version_message(old: str, name: str, version: str) -> str:
 class _Numbers:
     """Version numbers and GTO counters as the remote has them, plus those the replay takes."""
 
-    def __init__(self, remote: Sequence[TagInfo], taken: set[str]) -> None:
+    def __init__(
+        self,
+        remote: Sequence[TagInfo],
+        taken: set[str],
+        recorded: Mapping[str, set[SemVer]] | None = None,
+    ) -> None:
         self.remote = Index(list(remote))
-        self.taken = taken
+        self.recorded = dict(recorded or {})
+        self.taken = taken | {
+            tag_grammar.version_tag(name, v) for name, vs in self.recorded.items() for v in vs
+        }
         self.latest: dict[str, SemVer] = {}
         self.counters: dict[str, int] = {}
         self.stage_time: dict[str, int] = {}
 
     def latest_of(self, name: str) -> SemVer | None:
-        """The highest version of `name` on the remote or given by this replay so far."""
+        """The highest version of `name` on the remote (tagged, or recorded by a manifest on
+        its branch) or given by this replay so far."""
         reg = self.remote.latest(name)
         found = [v for v in (reg.version if reg else None, self.latest.get(name)) if v]
+        found += self.recorded.get(name, ())
         return max(found) if found else None
 
     def keep(self, name: str, version: SemVer) -> None:
@@ -193,6 +204,35 @@ def remote_tag_names(registry: Registry, head: str, base: str | None) -> set[str
     return names
 
 
+def recorded_on_branch(
+    registry: Registry, head: str, base: str | None, names: Iterable[str]
+) -> dict[str, set[SemVer]]:
+    """The versions of adapters `names` that the remote's branch records in its manifests,
+    tagged there or not: each one's manifest at `base`, and those that the remote's commits
+    this clone lacks (reachable from `base`, not from `head`) change. A commit published
+    without its tag (a plain ``git push`` without the hooks) still holds its number, so a
+    replay numbers past it. Costs one ``git log`` over those commits and one batched read."""
+    names = set(names)
+    if base is None or not names:
+        return {}
+    git = registry.git
+    paths = [adapter_path(name, MANIFEST_FILE) for name in sorted(names)]
+    specs = {f"{c}:{p}" for c, p in git.introduced_files(base, [head], paths)}
+    specs.update(f"{base}:{p}" for p in paths)
+    found: dict[str, set[SemVer]] = {}
+    ordered = sorted(specs)
+    for spec, raw in zip(ordered, git.read_blobs(ordered), strict=True):
+        where = adapter_of(spec.partition(":")[2])
+        if raw is None or where is None:
+            continue
+        try:
+            version = SemVer.parse(Manifest.from_json(raw, spec).version)
+        except AdapterGitError:
+            continue  # a damaged manifest numbers nothing
+        found.setdefault(where[0], set()).add(version)
+    return found
+
+
 def plan(registry: Registry, head: str, base: str | None, remote_tags: Sequence[TagInfo]) -> Plan:
     """Rebuild the unpublished versions of `head` on top of `base` (the remote's branch).
 
@@ -223,8 +263,14 @@ def plan(registry: Registry, head: str, base: str | None, remote_tags: Sequence[
     for reg in index.registrations():
         regs_at.setdefault(reg.commit, []).append(reg)
     movable = {r.tag for c in commits for r in regs_at.get(c, []) if r.tag not in published}
+    recorded = recorded_on_branch(
+        registry, head, base, {r.name for c in commits for r in regs_at.get(c, [])}
+    )
+    on_branch = {tag_grammar.version_tag(n, v) for n, vs in recorded.items() for v in vs}
     numbers = _Numbers(
-        remote_tags, {t.name for t in local if t.name not in movable} | set(remote_by_name)
+        remote_tags,
+        {t.name for t in local if t.name not in movable} | set(remote_by_name),
+        recorded,
     )
 
     rewritten: dict[str, str] = {}
@@ -235,7 +281,9 @@ def plan(registry: Registry, head: str, base: str | None, remote_tags: Sequence[
     current = base or head
     for c in commits:
         regs = regs_at.get(c, [])
-        clash = any(r.tag in remote_by_name and r.tag not in published for r in regs)
+        clash = any(
+            (r.tag in remote_by_name or r.tag in on_branch) and r.tag not in published for r in regs
+        )
         if not rewritten and not clash and git.commit_object(c).parents == (current,):
             current = c  # on top of the remote already, no clash: it stays as it is
             for reg in regs:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adaptergit import tags as tag_grammar
@@ -17,8 +17,10 @@ from adaptergit.errors import (
     AdapterGitWarning,
     DetachedHead,
     GitError,
+    PublishedVersionClash,
     PushRejected,
     UntaggedVersion,
+    VersionOffBranch,
 )
 from adaptergit.fsutil import crash_point
 from adaptergit.gitrepo import RefUpdate, TagInfo
@@ -77,8 +79,10 @@ def push(
     """Publish versions: weights to the DVC remote, then refs to the git remote, all or nothing.
 
     Without `refs`, what this clone has not published goes: the versions on commits that no
-    remote-tracking branch of `git_remote` holds (their weights are uploaded first), then the
-    current branch, those versions' tags and the stage tags in one ``git push --atomic``. When
+    remote-tracking branch of `git_remote` holds, and those whose commits the remote's branch
+    holds without their tags (a plain ``git push`` without the hooks; see `stranded_versions`);
+    their weights are uploaded first, then the current branch, those versions' tags and the
+    stage tags go in one ``git push --atomic``. When
     another clone published first, the remote's branch and tags are fetched, this clone's
     unpublished versions replayed on top and renumbered past the remote's (`adaptergit.ops.replay`),
     and the push tried again, at most `MAX_REPLAYS` times. Deciding what to publish costs in
@@ -87,7 +91,9 @@ def push(
     Args:
         registry: the registry.
         refs: push only these versions' weights and tags (and their adapters' stage tags), no
-            branch.
+            branch, when every one's commit is on a branch of `git_remote` already; otherwise
+            the current branch, which must hold them, is published with them as without `refs`
+            (a version tag never reaches the remote on a commit no remote branch holds).
         remote: the DVC remote (default: the default remote).
         git_remote: the git remote (default: the branch's upstream, else ``origin``).
         progress: called with (bytes sent, bytes to send) during the upload.
@@ -98,17 +104,21 @@ def push(
         PushRejected: git refused the push (and it could not be replayed); the remote is as it was.
         UntaggedVersion: a commit to publish records a version no local tag names there.
         DetachedHead: HEAD is on no branch (and no `refs` were named).
+        VersionOffBranch: a named version is on no branch of `git_remote` nor the current one.
+        PublishedVersionClash: the remote's branch holds a version's commit without its tag and
+            gives that number to another commit (nothing is pushed).
         GitError: git failed otherwise (e.g. the remote cannot be read).
     """
     remote = transfer.require_remote(registry, remote)
     git = registry.git
     git_remote = git_remote or git.default_remote()
-    if refs or git_remote is None:
+    if git_remote is None or git.head() is None:
         return _push_versions(registry, refs, remote, git_remote, progress)
-    if git.head() is None:
+    if refs and not _needs_branch(registry, [registry.resolve(r) for r in refs], git_remote):
         return _push_versions(registry, refs, remote, git_remote, progress)
     env = {PUSHED_ENV: remote}
     uploaded: tuple[str, ...] = ()
+    theirs = git.remote_tag_commits(git_remote)
     with contextlib.ExitStack() as held:
         while True:  # the weights are uploaded without the lock; the branch must not move
             with registry.lock():
@@ -116,6 +126,8 @@ def push(
                 if head is None or branch is None:
                     raise DetachedHead(head or "", pushing=True)
                 versions = unpublished_versions(registry, git_remote, head)
+                stranded = stranded_versions(registry, git_remote, head, versions, theirs)
+                versions += stranded
             uploaded += transfer.upload(registry, versions, remote, progress=progress)
             crash_point("push.uploaded")
             held.enter_context(registry.lock())
@@ -146,8 +158,10 @@ def push(
                     reason,
                     f"others kept publishing first ({MAX_REPLAYS} replays); push again",
                 )
-            result_plan, remote_tags = _replay(registry, git_remote, branch, head, updates, reason)
-            refspecs = result_plan.refspecs(branch)
+            result_plan, remote_tags = _replay(
+                registry, git_remote, branch, head, updates, reason, {v.name for v in stranded}
+            )
+            refspecs = result_plan.refspecs(branch) + _still_free(stranded, remote_tags, git_remote)
             ok, updates, reason = git.push_atomic(git_remote, refspecs, env=env)
             attempts += 1
             if ok:
@@ -259,6 +273,90 @@ def unpublished_versions(registry: Registry, git_remote: str, head: str = "HEAD"
     return registry.versions(regs)
 
 
+def stranded_versions(
+    registry: Registry,
+    git_remote: str,
+    head: str,
+    unpublished: Sequence[Version],
+    theirs: Mapping[str, str],
+) -> list[Version]:
+    """Versions whose commits `git_remote`'s branch already holds but whose tags it lacks: what
+    a plain ``git push`` without adaptergit's hooks (or before they refused it) left behind.
+
+    Only tags of commits reachable from `head` count (the branch being pushed). Costs nothing
+    beyond the comparison with `theirs` for a registry whose tags are all published.
+
+    Args:
+        registry: the registry.
+        git_remote: the git remote.
+        head: the commit being pushed.
+        unpublished: the versions on commits the remote lacks (`unpublished_versions`).
+        theirs: the remote's tags: name -> commit (`GitRepo.remote_tag_commits`).
+
+    Returns:
+        The versions whose tags to publish with the branch, the number being free there.
+
+    Raises:
+        PublishedVersionClash: the remote gives such a version's number to another commit.
+    """
+    git = registry.git
+    pending = {v.tag for v in unpublished}
+    found = []
+    for reg in registry.index.registrations():
+        if reg.tag in pending or theirs.get(reg.tag) == reg.commit:
+            continue
+        if not git.is_ancestor(reg.commit, head) or not git.on_remote_branch(
+            reg.commit, git_remote
+        ):
+            continue
+        if reg.tag in theirs:
+            raise PublishedVersionClash(reg.tag, reg.commit, git_remote, theirs[reg.tag])
+        found.append(reg)
+    return registry.versions(found)
+
+
+def _still_free(
+    stranded: Sequence[Version], remote_tags: Sequence[TagInfo], git_remote: str
+) -> list[str]:
+    """Refspecs of the stranded versions' tags for a replayed push, or the clash if another
+    clone took one of their numbers meanwhile."""
+    taken = {t.name: t.commit for t in remote_tags}
+    specs = []
+    for version in stranded:
+        if not version.tag or taken.get(version.tag) == version.commit:
+            continue
+        if version.tag in taken:
+            raise PublishedVersionClash(version.tag, version.commit, git_remote, taken[version.tag])
+        ref = tag_grammar.full_ref(version.tag)
+        specs.append(f"{ref}:{ref}")
+    return specs
+
+
+def _needs_branch(registry: Registry, versions: Sequence[Version], git_remote: str) -> bool:
+    """Whether `push REFS` must publish the current branch with these versions' tags: some
+    version's commit is on no branch of `git_remote` (a tag alone would name a commit no remote
+    branch holds). Such a version must be on the current branch.
+
+    Raises:
+        VersionOffBranch: such a version is not on the current branch either (or HEAD is
+            detached).
+    """
+    git = registry.git
+    head = git.head()
+    needed = False
+    for version in versions:
+        if git.on_remote_branch(version.commit, git_remote):
+            continue
+        if (
+            head is None
+            or git.current_branch() is None
+            or not git.is_ancestor(version.commit, head)
+        ):
+            raise VersionOffBranch(version.ref, version.commit, git_remote)
+        needed = True
+    return needed
+
+
 def _updated(updates: Sequence[RefUpdate]) -> tuple[str, ...]:
     """The remote refs a push changed (git's flags for new, updated and deleted refs)."""
     return tuple(u.target for u in updates if u.flag in " +-*")
@@ -288,11 +386,13 @@ def _replay(
     head: str,
     updates: Sequence[RefUpdate],
     reason: str,
+    more_names: set[str],
 ) -> tuple[replay.Plan, list[TagInfo]]:
-    """Fetch the remote's branch and the tags of the names concerned, and plan the replay."""
+    """Fetch the remote's branch and the tags of the names concerned (and `more_names`), and
+    plan the replay."""
     git = registry.git
     tracking = f"refs/remotes/{git_remote}/{branch}"
-    names = replay.remote_tag_names(registry, head, git.ref_commit(tracking))
+    names = replay.remote_tag_names(registry, head, git.ref_commit(tracking)) | more_names
     refspecs = [f"+refs/heads/{branch}:{tracking}"]
     for name in sorted(names):
         for pattern in tag_grammar.name_patterns(name):
