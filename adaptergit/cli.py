@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adaptergit import errors
+from adaptergit.layout import DEFAULT_REMOTE
 from adaptergit.text import printable
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
     "that plain `dvc pull` reaches every version.",
 )
 @click.option(
-    "--remote-name", default="storage", show_default=True, help="The name of that remote."
+    "--remote-name", default=DEFAULT_REMOTE, show_default=True, help="The name of that remote."
 )
 @click.option(
     "--option",

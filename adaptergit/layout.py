@@ -70,3 +70,6 @@ STATE_DIR = "adaptergit"
 # In STATE_DIR: the registry's folder relative to the repository's top level ("" at the top),
 # written by ``init`` so that hooks, which git runs at the top level, find a subfolder registry.
 REGISTRY_ROOT_FILE = "root"
+
+# The name `adaptergit init --remote URL` gives that DVC remote in ``.dvc/config``.
+DEFAULT_REMOTE = "storage"

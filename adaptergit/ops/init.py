@@ -19,11 +19,10 @@ from adaptergit.dvcrepo import DvcRemotes, DvcRepo, check_remote
 from adaptergit.errors import AdapterGitError, AdapterGitWarning, AnotherRegistry
 from adaptergit.fsutil import RepoLock, atomic_write
 from adaptergit.gitrepo import GitRepo
-from adaptergit.layout import DVC_YAML, GITATTRIBUTES, REGISTRY_CONFIG
+from adaptergit.layout import DEFAULT_REMOTE, DVC_YAML, GITATTRIBUTES, REGISTRY_CONFIG
 from adaptergit.ops import diffdriver, hooks
 from adaptergit.registry_yaml import MERGE_DRIVER
 
-DEFAULT_REMOTE = "storage"  # the name `init --remote URL` gives the remote
 MERGE_ATTRIBUTE = f"{DVC_YAML} merge={MERGE_DRIVER}"
 
 
