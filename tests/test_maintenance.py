@@ -353,3 +353,31 @@ def test_help_describes_each_command(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"], catch_exceptions=False)
     assert result.exit_code == 0 and "Usage: " in result.output
     assert len(result.output.split("\n\n")[1].strip()) > 20
+
+
+def test_gc_keep_last_plan_keeps_weights_a_kept_version_shares(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
+    """Five versions, v0.0.3 = v0.0.2's weights with another config: `--keep-last 3` drops only
+    v0.0.1's object, the dry run names exactly that, and the shared object stays."""
+    second = make_adapter(seed=2)
+    third = tmp_path / "third"
+    shutil.copytree(second, third)
+    config = json.loads((third / "adapter_config.json").read_text())
+    config["lora_alpha"] = config["lora_alpha"] * 2
+    (third / "adapter_config.json").write_text(json.dumps(config))
+    for folder in (make_adapter(seed=1), second, third, make_adapter(seed=4), make_adapter(seed=5)):
+        registry.commit(folder, name="bot")
+    assert md5_of(registry, "bot@v0.0.2") == md5_of(registry, "bot@v0.0.3")
+    before = snapshot_cache(registry)
+    kept = registry.gc(keep_last=3)  # no DVC remote: the only copy stays without --force
+    assert kept.removed == () and [v for i in kept.only_copy for v in i.versions] == ["bot@v0.0.1"]
+    dry = registry.gc(keep_last=3, force=True, dry_run=True)
+    assert [(i.md5, i.versions) for i in dry.removed] == [
+        (md5_of(registry, "bot@v0.0.1"), ("bot@v0.0.1",))
+    ]
+    assert snapshot_cache(registry) == before
+    report = registry.gc(keep_last=3, force=True)
+    assert [i.md5 for i in report.removed] == [md5_of(registry, "bot@v0.0.1")]
+    assert set(snapshot_cache(registry)) == set(before) - {md5_of(registry, "bot@v0.0.1")}
+    assert registry.verify("bot@v0.0.3") == []
