@@ -738,11 +738,9 @@ def check_remote(name: str, url: str, options: Mapping[str, str]) -> None:
     require_plugin(url)
     from dvc.config import Config
 
-    section = {**options, "url": _split_credentials(url)[0]}
-    if _split_credentials(url)[1] is not None:
-        section["password"] = "x"
+    public, secret = _split_secrets({"url": url, **options})
     try:
-        Config.validate({"remote": {name: section}})
+        Config.validate({"remote": {name: {**public, **secret}}})
     except Exception as exc:
         raise DvcError("remote add", _one_line(exc)) from exc
 
@@ -798,6 +796,19 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc)), parts.password
+
+
+def _split_secrets(options: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A remote's options as (public, secret): the `SECRET_OPTIONS`, and a password taken out of
+    a ``url`` option, go to the second, for ``.dvc/config.local`` only."""
+    options = dict(options)
+    if "url" in options:
+        options["url"], password = _split_credentials(options["url"])
+        if password is not None:
+            options["password"] = password
+    public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+    secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
+    return public, secret
 
 
 class DvcRemotes:
@@ -877,18 +888,13 @@ class DvcRemotes:
         """
         from dvc.config import Config
 
-        url, password = _split_credentials(url)
-        options = dict(options or {})
-        if password is not None:
-            options["password"] = password
-        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
-        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
+        public, secret = _split_secrets({"url": url, **(options or {})})
         try:
             config = Config(dvc_dir=str(self.repo.dvc_dir))
             with config.edit("repo") as conf:
                 if name in conf["remote"]:
                     raise DvcError("remote add", f"remote {name!r} already exists")
-                conf["remote"][name] = {"url": url, **public}
+                conf["remote"][name] = public
                 if default:
                     conf["core"]["remote"] = name
             if secret:
@@ -952,13 +958,7 @@ class DvcRemotes:
 
         if name not in {r.name for r in self.configured()}:
             raise DvcError(operation, f"no remote named {name!r}")
-        options = dict(options)
-        if "url" in options:
-            options["url"], password = _split_credentials(options["url"])
-            if password is not None:
-                options["password"] = password
-        public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
-        secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
+        public, secret = _split_secrets(options)
         try:
             config = Config(dvc_dir=str(self.repo.dvc_dir))
             with config.edit("repo") as conf:
