@@ -23,61 +23,19 @@ import json
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench_core import HERE, Tools, bench_env, new_git_repo
+from bench_diff import write_adapter
 
 TMP = HERE / "work" / "tmp-commit-large"
 NAME = "lora"
 WEIGHTS = "adapter_model.safetensors"
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 250
-
-
-def write_adapter(folder: Path, hidden: int, layers: int, rank: int, modules: list[str]) -> int:
-    """A PEFT-layout fp32 LoRA folder, written tensor by tensor; returns the weights' size."""
-    import numpy as np
-
-    folder.mkdir(parents=True)
-    config = {
-        "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
-        "r": rank,
-        "lora_alpha": 2 * rank,
-        "lora_dropout": 0.0,
-        "target_modules": modules,
-        "base_model_name_or_path": None,
-        "bias": "none",
-        "fan_in_fan_out": False,
-        "inference_mode": True,
-    }
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    shapes: list[tuple[str, tuple[int, int]]] = []
-    for layer in range(layers):
-        for module in modules:
-            prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            shapes += [(f"{prefix}.lora_A.weight", (rank, hidden))]
-            shapes += [(f"{prefix}.lora_B.weight", (hidden, rank))]
-    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, (rows, cols) in shapes:
-        n = rows * cols * 4
-        header[name] = {"dtype": "F32", "shape": [rows, cols], "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    rng = np.random.default_rng(1)
-    with open(folder / WEIGHTS, "wb") as out:
-        out.write(struct.pack("<Q", len(raw)) + raw)
-        for _name, (rows, cols) in shapes:
-            data = rng.standard_normal(rows * cols, dtype=np.float32)
-            data *= np.float32(0.02)
-            out.write(data.tobytes())
-    return (folder / WEIGHTS).stat().st_size
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
@@ -124,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONPYCACHEPREFIX"] = str(TMP / "pycache")
         print("... writing the adapter", file=sys.stderr, flush=True)
         src = TMP / "src"
-        size = write_adapter(src, args.hidden, args.layers, args.rank, args.modules.split(","))
+        size = write_adapter(
+            src,
+            args.hidden,
+            args.layers,
+            args.rank,
+            "f32",
+            seed=1,
+            base=None,
+            modules=tuple(args.modules.split(",")),
+        )
         weights = src / WEIGHTS
         subprocess.run(["cat", str(weights)], stdout=subprocess.DEVNULL, check=True)  # warm
         tools = Tools.found(env)

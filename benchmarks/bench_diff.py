@@ -68,12 +68,21 @@ json.dump(out, sys.stdout)
 
 
 def write_adapter(
-    folder: Path, hidden: int, layers: int, rank: int, dtype: str, seed: int, base: Path | None
-) -> None:
-    """A PEFT-layout LoRA folder, written tensor by tensor (never whole in memory).
+    folder: Path,
+    hidden: int,
+    layers: int,
+    rank: int,
+    dtype: str,
+    seed: int,
+    base: Path | None,
+    modules: tuple[str, ...] = MODULES,
+) -> int:
+    """A PEFT-layout LoRA folder, written tensor by tensor (never whole in memory); returns the
+    weights' size in bytes.
 
     With `base` (the first version's folder), each tensor is that version's plus a perturbation of
-    a tenth of its scale; otherwise A and B are drawn as after some training.
+    a tenth of its scale; otherwise A and B are drawn as after some training. `modules` are the
+    attention projections adapted in every layer.
     """
     import numpy as np
 
@@ -85,7 +94,7 @@ def write_adapter(
         "r": rank,
         "lora_alpha": 2 * rank,
         "lora_dropout": 0.0,
-        "target_modules": list(MODULES),
+        "target_modules": list(modules),
         "base_model_name_or_path": None,
         "bias": "none",
         "fan_in_fan_out": False,
@@ -94,7 +103,7 @@ def write_adapter(
     (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
     names, shapes = [], []
     for layer in range(layers):
-        for module in MODULES:
+        for module in modules:
             prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
             names += [f"{prefix}.lora_A.weight", f"{prefix}.lora_B.weight"]
             shapes += [(rank, hidden), (hidden, rank)]
@@ -130,6 +139,7 @@ def write_adapter(
     finally:
         if previous is not None:
             previous.close()
+    return (folder / WEIGHTS).stat().st_size
 
 
 def _read(stream: object, count: int, dtype: str):  # type: ignore[no-untyped-def]
