@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,14 +196,28 @@ def husky_npm(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]
     def install(major: int) -> Path:
         if major not in installed:
             folder = tmp_path_factory.mktemp(f"husky{major}")
-            env = {**os.environ, "npm_config_cache": str(cache)}
-            for args in (["init", "-y"], ["install", "--no-audit", "--no-fund", f"husky@{major}"]):
-                r = subprocess.run(["npm", *args], cwd=folder, capture_output=True, env=env)
-                needs(
-                    f"husky@{major}",
-                    "husky from the npm registry (network)",
-                    found=r.returncode == 0,
-                )
+            # The npm registry is the one network service the suite uses: a transient failure
+            # there (a reset, a 5xx) is retried, by npm per request and here as a whole.
+            env = {
+                **os.environ,
+                "npm_config_cache": str(cache),
+                "npm_config_fetch_retries": "5",
+                "npm_config_fetch_retry_mintimeout": "2000",
+            }
+            install_args = ["install", "--no-audit", "--no-fund", f"husky@{major}"]
+            ok = subprocess.run(["npm", "init", "-y"], cwd=folder, capture_output=True).returncode
+            for attempt in range(3):
+                if attempt:
+                    time.sleep(5 * attempt)
+                r = subprocess.run(["npm", *install_args], cwd=folder, capture_output=True, env=env)
+                if r.returncode == 0:
+                    break
+            needs(
+                f"husky@{major}",
+                "husky from the npm registry (network): "
+                + (r.stderr.decode(errors="replace").strip().splitlines() or ["npm failed"])[-1],
+                found=ok == 0 and r.returncode == 0,
+            )
             installed[major] = folder
         return installed[major]
 
