@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,10 @@ class RefUpdate:
         return self.summary[start + 1 : end] if 0 <= start < end else self.summary
 
 
+class _Head:
+    """`GitRepo.commit_paths`'s default parent: HEAD, read when the commit is made."""
+
+
 class GitRepo:
     """A git work tree: its root, its objects, and the few writes adaptergit makes.
 
@@ -148,6 +153,7 @@ class GitRepo:
         self.root = self._registry_root(base, root)
         rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
         self.prefix = f"{rel}/" if rel else ""  # the registry's folder, as git names it
+        self._ident: str | None = None  # `tagger`'s, asked of git once
 
     def _registry_root(self, base: Path, root: Path | str | None) -> Path:
         """The registry's folder: `root`, or found from `base` upwards, or as ``init`` recorded."""
@@ -652,6 +658,7 @@ class GitRepo:
         *,
         tags: Sequence[tuple[str, str]] = (),
         on_prepared: Callable[[str, dict[str, str]], None] | None = None,
+        parent: str | type[_Head] | None = _Head,
     ) -> str:
         """Commit the working-tree state of exactly `paths` on top of HEAD, with annotated tags.
 
@@ -661,15 +668,21 @@ class GitRepo:
         is called once the objects exist, just before that transaction (a journal records them:
         only those exact objects mean the commit was published).
 
+        `parent` is HEAD's commit when the caller has read it already (None: an unborn branch);
+        HEAD moves only if it still points there.
+
         Returns:
             The new commit's id.
 
         Raises:
-            GitError: git failed (no identity, a tag that exists, a full disk); nothing moved.
+            GitError: git failed (no identity, a tag that exists, a full disk, HEAD moved since
+                `parent` was read); nothing moved.
         """
         import tempfile  # not on the hooks' start-up path
 
-        parent = self.head()
+        if parent is _Head:
+            parent = self.head()
+        assert parent is None or isinstance(parent, str)
         with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if parent:
@@ -681,7 +694,7 @@ class GitRepo:
             commit_args[2:2] = ["-p", parent]
         commit = self._run(*commit_args, input=message.encode()).strip()
         commands = [f"update HEAD {commit} {parent or ZERO_SHA}"]
-        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip() if tags else ""
+        tagger = self.tagger() if tags else ""
         tag_oids: dict[str, str] = {}
         for tag_name, text in tags:
             tag_oid = tag_oids[tag_name] = self._make_tag(tag_name, commit, text, tagger)
@@ -708,6 +721,27 @@ class GitRepo:
         """
         self._run("reset", "--quiet", rev, "--", *map(self._git_path, paths), check=False)
 
+    def tagger(self, when: int | None = None) -> str:
+        """The ident a tag written now gets: ``Name <email> SECONDS ZONE``, as ``git var
+        GIT_COMMITTER_IDENT`` prints it.
+
+        git is asked once per `GitRepo` (a commit asks while its weights are still being read);
+        the seconds are then the time of each call, unless ``GIT_COMMITTER_DATE`` fixes them
+        (git's own override, honoured as git prints it).
+
+        Args:
+            when: the date in Unix seconds instead of now.
+
+        Raises:
+            GitError: git has no identity to give (``user.name``/``user.email`` unset).
+        """
+        if self._ident is None:
+            self._ident = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        if when is None and os.environ.get("GIT_COMMITTER_DATE"):
+            return self._ident
+        ident, _seconds, zone = self._ident.rsplit(" ", 2)
+        return f"{ident} {int(time.time()) if when is None else int(when)} {zone}"
+
     def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
         """Write an annotated tag object (not yet a ref); return its id."""
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
@@ -726,11 +760,7 @@ class GitRepo:
         Raises:
             GitError: the tag exists, or git failed (no identity, say).
         """
-        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
-        if when is not None:  # "Name <email> 1700000000 +0000": replace the seconds
-            ident, _seconds, zone = tagger.rsplit(" ", 2)
-            tagger = f"{ident} {int(when)} {zone}"
-        tag_oid = self._make_tag(name, commit, message, tagger)
+        tag_oid = self._make_tag(name, commit, message, self.tagger(when))
         crash_point("git.before-refs")
         self._run("update-ref", f"refs/tags/{name}", tag_oid, ZERO_SHA)
         crash_point("git.after-refs")
@@ -934,11 +964,7 @@ class GitRepo:
         Raises:
             GitError: git failed (no identity, say).
         """
-        tagger = self._run("var", "GIT_COMMITTER_IDENT").strip()
-        if when is not None:
-            ident, _seconds, zone = tagger.rsplit(" ", 2)
-            tagger = f"{ident} {int(when)} {zone}"
-        return self._make_tag(name, commit, message, tagger)
+        return self._make_tag(name, commit, message, self.tagger(when))
 
     def update_refs(self, commands: Sequence[str], reason: str) -> None:
         """Apply ``update-ref --stdin`` commands (``update REF NEW OLD``, ``create REF NEW``,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -231,3 +232,35 @@ def test_hash_files_takes_thousands_of_paths(tmp_path: Path) -> None:
     assert len(ids) == 6000
     assert ids[:7] == [git.hash_files([p])[0] for p in paths[:7]]
     assert ids[7] == ids[0]
+
+
+def test_a_commit_asks_git_for_head_and_identity_once(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD read under the lock is the new commit's parent; `git var` is asked once per repo,
+    and the tag's date is the time it is written unless GIT_COMMITTER_DATE fixes it."""
+    registry.commit(make_adapter(seed=1), name="m")
+    log = tmp_path / "trace"
+    fresh = Repo(registry.root)  # `git var` is asked once per repository object
+    monkeypatch.setenv("GIT_TRACE", str(log))
+    fresh.commit(make_adapter(seed=2), name="m")
+    monkeypatch.delenv("GIT_TRACE")
+    commands = [
+        line.split("git ", 1)[1] for line in log.read_text().splitlines() if "built-in: git" in line
+    ]
+    assert sum(c.startswith("var ") for c in commands) == 1
+    assert sum(c.startswith("rev-parse") and "HEAD^{commit}" in c for c in commands) == 1
+    tagged = registry.resolve("m@v0.0.2")
+    tag_date = subprocess.run(
+        ["git", "for-each-ref", "--format=%(taggerdate:unix)", "refs/tags/m@v0.0.2"],
+        cwd=registry.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert abs(int(tag_date) - time.time()) < 60 and tagged.commit
+
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "1700000000 +0200")
+    fixed = Repo(registry.root)
+    assert fixed.git.tagger().endswith(" 1700000000 +0200")
+    assert fixed.git.tagger(when=1600000000).endswith(" 1600000000 +0200")

@@ -205,7 +205,7 @@ def commit_folders(
     fingerprints = [fingerprint_for_adapter(base_model, source.config) for source, _n in sources]
 
     with registry.lock(), contextlib.ExitStack() as stack:
-        check_can_number(registry, names, branch=branch)
+        head = check_can_number(registry, names, branch=branch)
         index = registry.index
         planned: list[_Planned] = []
         unchanged: list[tuple[str, str]] = []
@@ -261,7 +261,7 @@ def commit_folders(
         if not planned:
             raise NothingToCommit(*unchanged[0])
 
-        entries = registry_yaml.entries_at(registry, registry.git.head())
+        entries = registry_yaml.entries_at(registry, head)
         for p in planned:
             entries[p.name] = registry_yaml.entry_for(
                 p.name, p.manifest.peft_type, p.config, p.manifest.base_model
@@ -313,6 +313,7 @@ def commit_folders(
                 (p.tag, tag_grammar.register_message(p.name, p.version, message)) for p in planned
             ],
             on_prepared=published,
+            parent=head,  # as read under the lock: HEAD moves only if it is still there
         )
     now = int(time.time())
     return [
@@ -331,7 +332,7 @@ def commit_folders(
 
 def check_can_number(
     registry: Registry, names: Sequence[str], *, branch: str | None = None
-) -> None:
+) -> str | None:
     """Refuse to number versions of `names` from a partial or unfinished view of the registry.
 
     - an unfinished merge, rebase, cherry-pick or revert, or conflicts in the index: the commit
@@ -340,6 +341,9 @@ def check_can_number(
       then put on it, created or fast-forwarded to HEAD's commit);
     - HEAD records a version of one of `names` whose tag this clone lacks (a shallow or
       ``--no-tags`` clone): the next number would repeat one already published.
+
+    Returns:
+        HEAD's commit, None on an unborn branch.
 
     Raises:
         OperationInProgress, DetachedHead, MissingVersionTags, BranchMoved.
@@ -363,7 +367,7 @@ def check_can_number(
     elif branch is not None and current is not None and current != branch:
         raise BranchMoved(branch, f"HEAD is on branch {current!r}; `git switch {branch}` first")
     if head is None:
-        return
+        return None
     index = registry.index
     raws = git.read_blobs([f"{head}:{adapter_path(n, MANIFEST_FILE)}" for n in names])
     for name, raw in zip(names, raws, strict=True):
@@ -375,6 +379,7 @@ def check_can_number(
             continue  # a damaged manifest is the commit's own business, not numbering's
         if index.tag(tag_grammar.version_tag(name, recorded)) is None:
             raise MissingVersionTags(name, recorded, git.is_shallow(), git.default_remote())
+    return head
 
 
 def _next_version(index: Index, name: str, wanted: SemVer | None, bump: str) -> SemVer:
