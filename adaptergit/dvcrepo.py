@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from adaptergit import txn
 from adaptergit.errors import (
@@ -31,6 +31,7 @@ from adaptergit.fsutil import (
     WRITE_ERRNOS,
     clone,
     clone_file,
+    copy_fd,
     copy_file,
     crash_point,
     fsync_dir,
@@ -39,6 +40,9 @@ from adaptergit.fsutil import (
     safe_path,
 )
 from adaptergit.hashcache import Progress, md5_sha256_of
+
+if TYPE_CHECKING:
+    import threading
 
 DVC_DIR = ".dvc"
 CACHE_MODE = 0o444
@@ -380,9 +384,8 @@ class DvcRepo:
         Args:
             workspace: a folder on the work tree's filesystem. When `NewObject.place` will have
                 to copy the object (`cache.type` allows no reflink or safe link there), the
-                work-tree copy is written alongside, from the same bytes, into a temporary file
-                in this folder (journaled too; see `NewObject.streams`), rather than read back
-                from the cache afterwards.
+                work-tree copy is made into a temporary file in this folder (journaled too) by
+                the kernel, on a thread started by `NewObject.written`, while the commit goes on.
         """
         base = self.cache_dir / "files" / "md5"
         with txn.owned_temps(self.journal_dir()) as temps:
@@ -568,8 +571,10 @@ def md5s_in(text: str) -> set[str]:
 class NewObject:
     """A cache object being written; it becomes visible only once its md5 is known.
 
-    With `copy_alongside`, a copy for the work tree is written from the same bytes (`streams`),
-    and `place` moves it into the work tree instead of copying the cache object.
+    With `copy_alongside`, `place` moves a copy of its own into the work tree instead of copying
+    the cache object then: the copy is made by the kernel on a thread of its own, started by
+    `written` as soon as the bytes are in, so that it overlaps the rest of the commit (the git
+    objects, dvc.yaml) rather than adding a third stream to the scan, which keeps both cores busy.
     """
 
     def __init__(self, repo: DvcRepo, tmp: Path, stream: BinaryIO) -> None:
@@ -580,14 +585,16 @@ class NewObject:
         self.md5: str | None = None
         self.copy_tmp: Path | None = None
         self.copy_stream: BinaryIO | None = None
+        self._copier: threading.Thread | None = None
+        self._copy_error: OSError | None = None
 
     @property
     def streams(self) -> list[BinaryIO]:
-        """Where the weights' bytes go: the cache object, and the work-tree copy if any."""
-        return [self.stream] + ([self.copy_stream] if self.copy_stream is not None else [])
+        """Where the weights' bytes go as they are read: the cache object."""
+        return [self.stream]
 
     def copy_alongside(self, path: Path) -> None:
-        """Start a work-tree copy at `path` (a journaled temporary name in a folder on the work
+        """Prepare a work-tree copy at `path` (a journaled temporary name in a folder on the work
         tree's filesystem) if `place` would otherwise have to copy the object."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -602,6 +609,44 @@ class NewObject:
             return
         stream.close()
         os.unlink(path)
+
+    def written(self) -> None:
+        """Every byte is in `stream`: start the work-tree copy, if there is one, on a thread
+        (`place` waits for it).
+
+        Raises:
+            FileSystemError: the bytes could not be flushed (the disk is full).
+        """
+        try:
+            self.stream.flush()
+            if self.copy_stream is None:
+                return
+            src = os.open(self.tmp, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                raise FileSystemError(self.tmp, exc) from None
+            raise
+        import threading  # only commits that copy start one
+
+        size = os.fstat(src).st_size
+        dst = self.copy_stream.fileno()
+        self._copier = threading.Thread(
+            target=self._copy, args=(src, dst, size), name="adaptergit-copy", daemon=True
+        )
+        self._copier.start()
+
+    def _copy(self, src: int, dst: int, size: int) -> None:
+        try:
+            copy_fd(src, dst, size, writeback=False)
+        except OSError as exc:  # handed to the caller by `place`
+            self._copy_error = exc
+        finally:
+            os.close(src)
+
+    def _wait_for_copy(self) -> None:
+        if self._copier is not None:
+            self._copier.join()
+            self._copier = None
 
     def commit(self, md5: str) -> Path:
         """Make the object visible under its md5: fsync, read-only, renamed into the cache.
@@ -623,10 +668,6 @@ class NewObject:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
-            if self.copy_stream is not None:
-                self.copy_stream.flush()
-                os.fsync(self.copy_stream.fileno())
-                self.copy_stream.close()
             self.repo.make_cache_dirs(dst.parent)
             # Replace even an existing object: ours was just verified, and a damaged one gets
             # repaired.
@@ -647,16 +688,29 @@ class NewObject:
 
         Returns:
             The kind made: "reflink", "hardlink", "symlink" or "copy".
+
+        Raises:
+            FileSystemError: the copy could not be written (the disk is full).
         """
         assert self.md5 is not None, "commit the object first"
-        if self.copy_tmp is not None:
+        if self.copy_tmp is not None and self.copy_stream is not None:
+            self._wait_for_copy()
             copy, self.copy_tmp = self.copy_tmp, None
+            error, self._copy_error = self._copy_error, None
             try:
+                if error is not None:
+                    raise error
+                self.copy_stream.close()  # nothing buffered: the copy went by its descriptor
                 os.chmod(copy, 0o644)
                 os.replace(copy, dst)
-            except OSError:  # another filesystem after all
+            except OSError as exc:
                 with contextlib.suppress(OSError):
                     copy.unlink()
+                if exc.errno in WRITE_ERRNOS:
+                    raise FileSystemError(dst, exc) from None
+                if exc is error:
+                    raise
+                # another filesystem after all: copied from the cache below
             else:
                 fsync_dir(dst.parent)
                 return "copy"
@@ -664,7 +718,8 @@ class NewObject:
 
     def discard(self) -> None:
         """Close the streams; delete the temporaries `commit` and `place` did not use (idempotent)."""
-        for stream in self.streams:
+        self._wait_for_copy()
+        for stream in [self.stream, *([self.copy_stream] if self.copy_stream else [])]:
             if not stream.closed:
                 with contextlib.suppress(OSError):  # flushing may fail again (disk full)
                     stream.close()

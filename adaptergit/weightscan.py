@@ -21,9 +21,7 @@ last stretch rather than for the whole file (the kernel itself may wait 30 s bef
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
-import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +32,7 @@ from typing import Any, BinaryIO, Protocol
 import blake3
 
 from adaptergit.errors import InvalidAdapter
+from adaptergit.fsutil import WRITEBACK_EVERY, start_writeback
 from adaptergit.safetensors_format import DTYPE_SIZES, Header, TensorSpec
 
 # Bytes per buffer. Small enough that a buffer is still in cache when the third consumer reaches
@@ -47,9 +46,6 @@ THREAD_MIN_SIZE = 2 * 1024 * 1024
 # Copies are written in pieces of this size: the kernel takes 256 KiB writes for a third of the
 # system time that 4 MiB ones cost it (measured on Linux 6.x, ext4).
 WRITE_SIZE = 256 * 1024
-# Copies kick off the kernel's write-back this often, so that the final fsync waits only for the
-# last stretch instead of the whole file (the kernel's own write-back may not start for 30 s).
-WRITEBACK_EVERY = 32 * 1024 * 1024
 
 _ZEROS = memoryview(bytes(BLOCK_SIZE))  # calloc'ed: untouched pages, no memory actually held
 
@@ -377,7 +373,7 @@ class _Sink:
                 self.base = out.tell()
             except (AttributeError, OSError, ValueError):  # a BytesIO, a pipe or the like
                 return
-            self.start_writeback = _start_writeback
+            self.start_writeback = start_writeback
 
     def write(self, data: memoryview) -> None:
         for start in range(0, len(data), WRITE_SIZE):
@@ -396,18 +392,6 @@ class _Sink:
 
     def finish(self) -> None:
         self.out.flush()
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Have the kernel start writing these bytes to disk, and return at once.
-
-    POSIX_FADV_DONTNEED on dirty pages queues their write-back (Linux); the pages being written
-    stay cached. Elsewhere (no posix_fadvise: macOS) nothing is done: the fsync does it all.
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        with contextlib.suppress(OSError):  # advice: a failure changes nothing
-            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 class _Readable(Protocol):

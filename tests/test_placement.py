@@ -96,9 +96,10 @@ def test_copy_file_falls_back_to_an_ordinary_copy(tmp_path: Path) -> None:
     assert not [p for p in dst.parent.iterdir() if p.name != "dst.bin"]
 
 
-def test_work_tree_copy_written_in_the_same_read(registry: Repo, make_adapter: MakeAdapter) -> None:
+def test_work_tree_copy_made_alongside(registry: Repo, make_adapter: MakeAdapter) -> None:
     """With the default cache.type on a filesystem without reflinks the work-tree copy is
-    streamed next to the cache object, then moved in: no temporary file stays behind."""
+    made from the new cache object on a thread while the commit goes on, then moved in: no
+    temporary file stays behind."""
     src = make_adapter()
     registry.commit(src, name="bot")
     state = registry.registry.state_dir
@@ -158,3 +159,42 @@ def test_links_for_a_user_who_cannot_write_the_cache(
     assert not list(registry.registry.state_dir.glob(f"{TEMP_MARK}*"))
     assert registry.verify("bot") == []
     assert registry.status().clean or registry.status().dirty == ()
+
+
+def test_a_failed_work_tree_copy_changes_nothing(
+    registry: Repo, make_adapter: MakeAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up while the work-tree copy is made on its thread: the commit fails with
+    the one-line error, before any ref moves, and the registry is as it was."""
+    import errno
+    import subprocess
+
+    from adaptergit import dvcrepo
+    from adaptergit.errors import FileSystemError
+
+    first = make_adapter(seed=1)
+    registry.commit(first, name="bot")
+    before = subprocess.run(
+        ["git", "for-each-ref"], cwd=registry.root, capture_output=True, text=True
+    ).stdout
+    objects = sorted(p for p in registry.dvc.cache_dir.rglob("*") if p.is_file())
+
+    def full(src: int, dst: int, size: int, *, writeback: bool = True) -> None:
+        os.write(dst, b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dvcrepo, "copy_fd", full)
+    with pytest.raises(FileSystemError, match="No space left"):
+        registry.commit(make_adapter(seed=2), name="bot")
+    after = subprocess.run(
+        ["git", "for-each-ref"], cwd=registry.root, capture_output=True, text=True
+    ).stdout
+    assert after == before
+    assert sorted(p for p in registry.dvc.cache_dir.rglob("*") if p.is_file()) == objects
+    weights, _obj = work_tree_and_object(registry, "bot")
+    assert weights.read_bytes() == (first / WEIGHTS).read_bytes()
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=registry.root, capture_output=True, text=True
+    )
+    assert status.stdout == ""
+    assert not list(registry.registry.state_dir.glob(f"{TEMP_MARK}*"))

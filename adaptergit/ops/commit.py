@@ -13,7 +13,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -296,13 +295,17 @@ def commit_folders(
             crash_point("commit.object")
             for filename, data in p.files.items():
                 journal.write(filename, data)
-            p.new_object.place(
-                journal.target / WEIGHTS_FILE, tmp_name=journal.tmp_name(WEIGHTS_FILE)
-            )
-            crash_point("commit.placed")
         root_journal.write(DVC_YAML, new_dvc_yaml)
 
         def published(commit: str, tag_objects: dict[str, str]) -> None:
+            # The weights go in last, once the git objects exist: a work-tree copy has been
+            # made on its own thread meanwhile (`NewObject.written`). Still before the refs
+            # move, so the journals hold every file the version publishes.
+            for p, journal in zip(planned, journals, strict=True):
+                p.new_object.place(
+                    journal.target / WEIGHTS_FILE, tmp_name=journal.tmp_name(WEIGHTS_FILE)
+                )
+                crash_point("commit.placed")
             for journal in [*journals, root_journal]:
                 journal.published(tag_grammar.full_ref(first_tag), tag_objects[first_tag], commit)
 
@@ -417,6 +420,8 @@ def _stream_weights(
         _check_sizes(source, limits)
         if source.weights_format != "safetensors":
             registry.state_dir.mkdir(parents=True, exist_ok=True)
+            import tempfile  # only to convert a pickle
+
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=registry.state_dir)))
             path = tmp / WEIGHTS_FILE
             convert_pickle(source.weights_path, path, limits)
@@ -434,6 +439,7 @@ def _stream_weights(
             if exc.errno in WRITE_ERRNOS:  # reading the source cannot fill a disk
                 raise FileSystemError(registry.dvc.cache_dir, exc) from None
             raise
+        new_object.written()  # the work-tree copy, if any, starts on a thread of its own
         crash_point("commit.streamed")
         yield scan, new_object
 
