@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -494,6 +493,8 @@ def convert_pickle(bin_path: Path, dst: Path, limits: Limits | None = None) -> N
     from safetensors.torch import save_file
 
     tensors = _load_pickle(torch, bin_path, limits or Limits())
+    import tempfile  # only to convert a pickle
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)

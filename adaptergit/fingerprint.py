@@ -14,20 +14,28 @@ The Hugging Face cache is searched on the filesystem alone: no huggingface_hub, 
 from __future__ import annotations
 
 import json
-import logging
 import mmap
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adaptergit.errors import InvalidBaseModel
 from adaptergit.hashcache import FileIdentity, HashCache, default_cache
 from adaptergit.manifest import STATUS_UNKNOWN, STATUS_VERIFIED, BaseFingerprint
 from adaptergit.safetensors_format import Header, TensorSpec, read_header, read_header_from
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """This module's logger; `logging` is imported on the first message (3 ms of start-up)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 TENSOR_HASH_KIND = "tensors-blake3"
 INDEX_NAME = "model.safetensors.index.json"
@@ -345,7 +353,7 @@ def find_in_hub_cache(repo_id: str, revision: str | None) -> tuple[Path, str] | 
         except (OSError, UnicodeDecodeError):
             return None
         if not _COMMIT.fullmatch(commit):
-            logger.debug("hub cache: refs/%s of %s holds no commit hash", wanted, repo_id)
+            _log().debug("hub cache: refs/%s of %s holds no commit hash", wanted, repo_id)
             return None
     else:
         return None
@@ -355,7 +363,7 @@ def find_in_hub_cache(repo_id: str, revision: str | None) -> tuple[Path, str] | 
     try:
         model_files(snapshot)
     except InvalidBaseModel as exc:  # e.g. only config.json or only .bin weights downloaded
-        logger.debug("hub cache: %s is not a usable safetensors model: %s", snapshot, exc)
+        _log().debug("hub cache: %s is not a usable safetensors model: %s", snapshot, exc)
         return None
     return snapshot, commit
 

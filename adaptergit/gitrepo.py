@@ -7,6 +7,7 @@ writes use plumbing (a temporary index, ``commit-tree``, ``mktag``) and land in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -678,13 +679,10 @@ class GitRepo:
             GitError: git failed (no identity, a tag that exists, a full disk, HEAD moved since
                 `parent` was read); nothing moved.
         """
-        import tempfile  # not on the hooks' start-up path
-
         if parent is _Head:
             parent = self.head()
         assert parent is None or isinstance(parent, str)
-        with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        with self._scratch_index() as env:
             if parent:
                 self._run("read-tree", parent, env=env)
             self._run("add", "--all", "--force", "--", *map(self._git_path, paths), env=env)
@@ -709,6 +707,18 @@ class GitRepo:
         # The user's index now agrees with the new HEAD for these paths; the rest is untouched.
         self.reset_index(commit, paths)
         return commit
+
+    @contextlib.contextmanager
+    def _scratch_index(self) -> Iterator[dict[str, str]]:
+        """The environment of git commands that build a tree in an index of their own (a file
+        in the git directory, removed afterwards), so that the user's index is left alone."""
+        path = self.git_dir / f"adaptergit-index-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            yield {"GIT_INDEX_FILE": str(path)}
+        finally:
+            for leftover in (path, path.with_name(path.name + ".lock")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
 
     def reset_index(self, rev: str, paths: Sequence[str]) -> None:
         """Make the index entries of `paths` those of `rev` (the work tree is untouched).
@@ -929,14 +939,11 @@ class GitRepo:
     def build_tree(self, base: str, files: Mapping[str, tuple[str, str] | None]) -> str:
         """The tree of commit `base` with `files` (paths relative to `root`) set to (mode, blob
         id), or removed where None; returns the new tree's id (nothing else changes)."""
-        import tempfile  # not on the hooks' start-up path
-
         lines = []
         for path, entry in sorted(files.items()):
             mode, oid = entry if entry is not None else ("0", ZERO_SHA)
             lines.append(f"{mode} {oid}\t{self._git_path(path)}\n")
-        with tempfile.TemporaryDirectory(prefix="adaptergit-index-", dir=self.git_dir) as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        with self._scratch_index() as env:
             self._run("read-tree", base, env=env)
             self._run("update-index", "--index-info", input="".join(lines).encode(), env=env)
             return self._run("write-tree", env=env).strip()

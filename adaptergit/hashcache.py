@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import threading
 import time
@@ -24,9 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import logging
     import sqlite3
 
-logger = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger; `logging` is imported on the first message (3 ms of start-up)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 # progress(done_bytes, total_bytes): called as files are read; the CLI draws a bar from it.
 Progress = Callable[[int, int], None]
@@ -154,7 +160,7 @@ class HashCache:
         try:
             ident = identity if identity is not None else FileIdentity.of(path)
         except OSError as exc:
-            logger.debug("hash cache: cannot stat %s: %s", path, exc)
+            _log().debug("hash cache: cannot stat %s: %s", path, exc)
             return None
         row = self._run(
             "get",
@@ -168,7 +174,7 @@ class HashCache:
         try:
             return json.loads(row[4])
         except ValueError as exc:
-            logger.debug("hash cache: unreadable value for %s (%s): %s", ident.path, kind, exc)
+            _log().debug("hash cache: unreadable value for %s (%s): %s", ident.path, kind, exc)
             return None
 
     def put(
@@ -182,19 +188,19 @@ class HashCache:
         try:
             now = FileIdentity.of(path)
         except OSError as exc:
-            logger.debug("hash cache: cannot stat %s: %s", path, exc)
+            _log().debug("hash cache: cannot stat %s: %s", path, exc)
             return
         ident = identity if identity is not None else now
         if not ident.same_file(now):
-            logger.debug("hash cache: %s changed while it was read; not cached", ident.path)
+            _log().debug("hash cache: %s changed while it was read; not cached", ident.path)
             return
         if ident.racy:
-            logger.debug("hash cache: %s was modified too recently to trust mtime", ident.path)
+            _log().debug("hash cache: %s was modified too recently to trust mtime", ident.path)
             return
         try:
             text = json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            logger.debug("hash cache: value for %s is not JSON: %s", ident.path, exc)
+            _log().debug("hash cache: value for %s is not JSON: %s", ident.path, exc)
             return
 
         def store(conn: sqlite3.Connection) -> None:
@@ -238,7 +244,7 @@ class HashCache:
                     return operation(self._connection())
                 except (OSError, sqlite3.Error) as exc:
                     self._close_locked()
-                    logger.debug("hash cache %s: %s failed: %s", self.path, what, exc)
+                    _log().debug("hash cache %s: %s failed: %s", self.path, what, exc)
                     code = getattr(exc, "sqlite_errorcode", None)
                     if code not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
                         return None  # locked, read-only, disk full...: a miss this time
@@ -261,7 +267,7 @@ class HashCache:
                 try:  # persistent once set; a read-only cache can still answer lookups
                     conn.execute("PRAGMA journal_mode = WAL")
                 except sqlite3.OperationalError as exc:
-                    logger.debug("hash cache %s: cannot enable WAL: %s", self.path, exc)
+                    _log().debug("hash cache %s: cannot enable WAL: %s", self.path, exc)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
         except BaseException:
@@ -275,7 +281,7 @@ class HashCache:
             try:
                 self._conn.close()
             except Exception as exc:  # closing a broken connection must not fail the caller
-                logger.debug("hash cache %s: close failed: %s", self.path, exc)
+                _log().debug("hash cache %s: close failed: %s", self.path, exc)
         self._conn = None
 
     def _discard_corrupt(self, exc: Exception) -> bool:
@@ -283,12 +289,12 @@ class HashCache:
         if self._rebuilt:
             return False
         self._rebuilt = True
-        logger.debug("hash cache %s is corrupt (%s); starting a new one", self.path, exc)
+        _log().debug("hash cache %s is corrupt (%s); starting a new one", self.path, exc)
         try:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         except OSError as err:
-            logger.debug("hash cache %s: cannot remove it: %s", self.path, err)
+            _log().debug("hash cache %s: cannot remove it: %s", self.path, err)
             return False
         return True
 

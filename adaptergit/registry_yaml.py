@@ -185,20 +185,29 @@ _RESERVED = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "nul
 
 
 def dump_yaml(data: dict[str, Any]) -> str:
-    """Plain data as block YAML, keys in the order given (PyYAML's safe dumper).
+    """Plain data as block YAML, keys in the order given, as PyYAML's safe dumper writes it.
 
     Strings are double-quoted unless they are plain words, so that the text reads back the same
     under YAML 1.1 (PyYAML) and YAML 1.2 (ruamel.yaml, which DVC uses), where ``yes`` and
     ``0E0`` mean different things.
+
+    The shapes adaptergit writes (mappings of strings, numbers, None, booleans and lists of
+    those) are written by `_emit`, byte for byte what PyYAML writes (tests/test_interop.py
+    checks it against PyYAML): importing PyYAML alone costs 10 ms of each commit's start-up.
+    Anything else goes through PyYAML itself.
     """
+    text = _emit(data)
+    return text if text is not None else _dump_with_pyyaml(data)
+
+
+def _dump_with_pyyaml(data: dict[str, Any]) -> str:
     import yaml
 
     class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
         pass
 
     def string(dumper: Any, value: str) -> Any:
-        plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _RESERVED
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if plain else '"')
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=_string_style(value))
 
     Dumper.add_representer(str, string)
     text: str = yaml.dump(
@@ -210,6 +219,102 @@ def dump_yaml(data: dict[str, Any]) -> str:
         width=1 << 20,
     )
     return text
+
+
+def _string_style(value: str) -> str | None:
+    """PyYAML's style for a string: None (plain) for a word no resolver reads otherwise."""
+    plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _RESERVED
+    return None if plain else '"'
+
+
+# PyYAML's emitter (``Emitter.write_double_quoted``): characters written as escapes, and how.
+_ESCAPES = {
+    "\0": "0", "\x07": "a", "\x08": "b", "\x09": "t", "\x0a": "n", "\x0b": "v", "\x0c": "f",
+    "\x0d": "r", "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\u2028": "L", "\u2029": "P",
+}  # fmt: skip
+_PRINTABLE = re.compile("[\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]")
+_LINE_BREAKS = frozenset("\n\x85\u2028\u2029")
+# Longer strings could make PyYAML fold lines or write a key the long way (``? KEY``).
+_MAX_KEY, _MAX_STRING = 122, 4096  # a simple key: under 128 characters with "!!str"
+
+
+def _scalar(value: Any) -> str | None:
+    """A scalar as PyYAML's safe representer and emitter write it; None for other values."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value).lower()
+        return text.replace("e", ".0e", 1) if "." not in text and "e" in text else text
+    if type(value) is not str or len(value) > _MAX_STRING:
+        return None
+    if _string_style(value) is None:
+        return value
+    out = []
+    for ch in value:
+        if ch in _ESCAPES and ch != "\xa0":
+            out.append("\\" + _ESCAPES[ch])
+        elif ch == "\ufeff" or not _PRINTABLE.match(ch):
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02X}"
+                if code <= 0xFF
+                else f"\\u{code:04X}"
+                if code <= 0xFFFF
+                else f"\\U{code:08X}"
+            )
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _emit(data: dict[str, Any]) -> str | None:
+    """`data` as PyYAML's block style writes it (see `dump_yaml`), or None where this does not
+    know PyYAML's answer: keys that are not short one-line strings, lists holding containers,
+    over-long strings, types other than str, int, float, bool and None."""
+    if not data:
+        return "{}\n"
+    lines: list[str] = []
+
+    def mapping(obj: dict[Any, Any], pad: str) -> bool:
+        for key, value in obj.items():
+            if type(key) is not str or not key or len(key) > _MAX_KEY or _LINE_BREAKS & set(key):
+                return False
+            name = _scalar(key)
+            if name is None:
+                return False
+            if type(value) is dict:
+                if not value:
+                    lines.append(f"{pad}{name}: {{}}")
+                    continue
+                lines.append(f"{pad}{name}:")
+                if not mapping(value, pad + "  "):
+                    return False
+            elif type(value) is list:
+                if not value:
+                    lines.append(f"{pad}{name}: []")
+                    continue
+                lines.append(f"{pad}{name}:")
+                for item in value:
+                    text = _scalar(item)
+                    if text is None:
+                        return False
+                    lines.append(f"{pad}- {text}")
+            else:
+                text = _scalar(value)
+                if text is None:
+                    return False
+                lines.append(f"{pad}{name}: {text}")
+        return True
+
+    return "\n".join(lines) + "\n" if mapping(data, "") else None
 
 
 def render(entries: Iterable[ArtifactEntry]) -> bytes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ _MAX_JOURNAL_BYTES = 1 << 20
 
 
 def _new_id() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def _start_time(pid: int) -> str | None:
@@ -303,7 +302,7 @@ class OwnedTemps:
 
     def name(self, stem: str = "") -> str:
         """A new hidden temporary name: ``.adaptergit-<id>-<stem><random>.tmp``."""
-        return f"{self.mark}{stem}{secrets.token_hex(4)}.tmp"
+        return f"{self.mark}{stem}{os.urandom(4).hex()}.tmp"
 
     def add(self, path: Path | str, **data: Any) -> Path:
         """Journal `path` (and any `data` recovery needs) before it is created; returns it."""
