@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -931,8 +932,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point: exit with `main`'s status for ``sys.argv``."""
-    sys.exit(main())
+    """Console-script entry point: exit with `main`'s status for ``sys.argv``.
+
+    When the command leaves nothing for the interpreter's exit to do (`_nothing_left_at_exit`),
+    it exits at once after flushing stdout and stderr (``os._exit``), skipping the teardown of
+    every module and object: 15-20 ms of a 0.3 s commit. Otherwise it exits as usual.
+    """
+    status = main()
+    if _nothing_left_at_exit():
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a closed pipe: let the usual exit report it
+            sys.exit(status)
+        os._exit(status)
+    sys.exit(status)
+
+
+def _nothing_left_at_exit() -> bool:
+    """Whether a normal exit would only tear the interpreter down: no `atexit` callbacks (logging
+    and DVC register theirs), no other thread still running, no DVC repository loaded (its
+    caches close at exit). Where CPython's count of callbacks is not there, assume some."""
+    import atexit
+
+    callbacks = getattr(atexit, "_ncallbacks", None)
+    if callbacks is None or callbacks() != 0 or "dvc" in sys.modules:
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 # --- base models, stages, the demo --------------------------------------------------------------

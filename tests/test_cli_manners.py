@@ -245,3 +245,18 @@ def test_rejected_push_says_why_and_what_to_do(registry: Repo, tmp_path: Path) -
     r = cli(root, "push")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
     assert "[rejected]" in r.stderr and "(fetch first)" in r.stderr and "`git pull`" in r.stderr
+
+
+def test_the_cli_skips_teardown_only_when_exit_has_nothing_to_do() -> None:
+    """`run` ends with os._exit only with no atexit callbacks and no other thread running."""
+    script = (
+        "import threading, time\n"
+        "from adaptergit import cli\n"
+        "print(cli._nothing_left_at_exit())\n"
+        "t = threading.Thread(target=time.sleep, args=(0.5,)); t.start()\n"
+        "print(cli._nothing_left_at_exit()); t.join()\n"
+        "import logging\n"  # logging registers its shutdown with atexit
+        "print(cli._nothing_left_at_exit())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
