@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from adaptergit import peftkeys, strictjson, weightscan
 from adaptergit.config import DEFAULT_REGEX_TIMEOUT, Limits
@@ -32,6 +32,9 @@ from adaptergit.safetensors_format import (
     read_prefix,
 )
 from adaptergit.weightscan import TensorCheck
+
+if TYPE_CHECKING:
+    import threading
 
 # adapter_config.json is a few kB; anything this large is not one, and is refused unparsed.
 MAX_CONFIG_SIZE = 16 * 1024 * 1024
@@ -254,6 +257,7 @@ def scan_weights(
     config: dict[str, Any] | None = None,
     copy_to: BinaryIO | Sequence[BinaryIO] | None = None,
     regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
+    cancel: threading.Event | None = None,
 ) -> WeightsScan:
     """Validate a safetensors file and hash it, reading its bytes once (and copying them if asked).
 
@@ -265,8 +269,11 @@ def scan_weights(
         regex_timeout: bounds, in seconds, the matching of a ``target_modules`` regular
             expression from `config` against the tensors' modules (the check is skipped with a
             warning past it).
+        cancel: stops the scan once set, at its next read of at most 256 KiB (a scan on a
+            thread of its own whose result is no longer wanted).
 
     Raises:
+        ScanCancelled: `cancel` was set.
         InvalidAdapter: the file cannot be read, changed while it was read, or fails a check.
         InvalidSafetensors: its header is malformed.
         OSError: writing to `copy_to` failed. On any error `copy_to` may have received part of the
@@ -292,7 +299,8 @@ def scan_weights(
             raise InvalidAdapter(path, f"cannot read the weights: {exc.strerror or exc}") from None
         header = parse_header(prefix, before.st_size, path)
         _refuse_empty(header, path, config)
-        result = weightscan.scan(_ReadErrors(stream, path), header, prefix, path, outputs)
+        reads = _ReadErrors(stream, path, cancel)
+        result = weightscan.scan(reads, header, prefix, path, outputs)
         after = os.fstat(stream.fileno())
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         raise InvalidAdapter(
@@ -342,14 +350,22 @@ def _refuse_empty(header: Header, path: Path, config: dict[str, Any] | None = No
         raise InvalidAdapter(path, f"zero-size tensors, with no elements: {_listing(described, 5)}")
 
 
-class _ReadErrors:
-    """A weights stream whose read errors are `InvalidAdapter` (a failed write stays an OSError)."""
+class ScanCancelled(Exception):
+    """`scan_weights` stopped because its `cancel` event was set; never shown to a user."""
 
-    def __init__(self, stream: BinaryIO, path: Path) -> None:
+
+class _ReadErrors:
+    """A weights stream whose read errors are `InvalidAdapter` (a failed write stays an OSError),
+    and which stops the scan with `ScanCancelled` once `cancel` is set."""
+
+    def __init__(self, stream: BinaryIO, path: Path, cancel: threading.Event | None) -> None:
         self.stream = stream
         self.path = path
+        self.cancel = cancel
 
     def readinto(self, buffer: memoryview, /) -> int | None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise ScanCancelled(str(self.path))
         try:
             return self.stream.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
         except OSError as exc:

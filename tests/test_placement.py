@@ -198,3 +198,29 @@ def test_a_failed_work_tree_copy_changes_nothing(
     )
     assert status.stdout == ""
     assert not list(registry.registry.state_dir.glob(f"{TEMP_MARK}*"))
+
+
+def test_a_refused_commit_stops_its_scan_and_leaves_nothing(
+    registry: Repo, make_adapter: MakeAdapter, tmp_path: Path
+) -> None:
+    """The weights are read on a thread from before the lock is taken: a commit refused
+    meanwhile (a detached HEAD) stops that read and leaves no cache object or temporary."""
+    import subprocess
+
+    from adaptergit.errors import DetachedHead, InvalidInput
+
+    registry.commit(make_adapter(seed=1), name="bot")
+    objects = sorted(p for p in registry.dvc.cache_dir.rglob("*") if p.is_file())
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=registry.root, check=True)
+    with pytest.raises(DetachedHead):
+        registry.commit(make_adapter(seed=3), name="bot")
+    subprocess.run(["git", "checkout", "-q", "-"], cwd=registry.root, check=True)
+    bad = make_adapter(seed=4)
+    (bad / WEIGHTS).write_bytes((bad / WEIGHTS).read_bytes()[:-4])  # cut short
+    with pytest.raises(InvalidInput):  # a malformed safetensors file
+        registry.commit(bad, name="bot")
+    assert sorted(p for p in registry.dvc.cache_dir.rglob("*") if p.is_file()) == objects
+    state = registry.registry.state_dir
+    assert not list(state.glob(f"{TEMP_MARK}*"))
+    assert not [p for p in state.iterdir() if p.name.startswith(("txn-", "temps-"))]
+    assert registry.commit(make_adapter(seed=5), name="bot").version == "v0.0.2"

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -59,7 +60,7 @@ from adaptergit.layout import (
     WEIGHTS_FILE,
     adapter_path,
 )
-from adaptergit.manifest import Manifest, Version, WeightsInfo
+from adaptergit.manifest import BaseFingerprint, Manifest, Version, WeightsInfo
 from adaptergit.refs import FIRST_VERSION, SemVer, validate_name
 from adaptergit.registry import Registry
 from adaptergit.txn import DirTransaction
@@ -201,18 +202,39 @@ def commit_folders(
         raise InvalidVersion(bump, "bump one of major, minor, patch")
     wanted = SemVer.parse(version) if version is not None else None
     sources = [(open_adapter_source(src), name) for src, name in items]
-    fingerprints = [fingerprint_for_adapter(base_model, source.config) for source, _n in sources]
+    # The weights are read on a thread of their own from here on, while this one fingerprints
+    # the base model, takes the lock and reads from git what numbering and dvc.yaml need.
+    with _Scans(registry, [source for source, _name in sources]) as scans:
+        fingerprints = [fingerprint_for_adapter(base_model, s.config) for s, _n in sources]
+        return _plan_and_record(
+            registry, sources, fingerprints, scans, metrics, message, wanted, bump, branch
+        )
 
+
+def _plan_and_record(
+    registry: Registry,
+    sources: list[tuple[AdapterSource, str]],
+    fingerprints: list[BaseFingerprint],
+    scans: _Scans,
+    metrics: dict[str, Any],
+    message: str,
+    wanted: SemVer | None,
+    bump: str,
+    branch: str | None,
+) -> list[Version]:
+    """`commit_folders` under the lock: number the versions, take each scan, write them."""
+    names = [name for _source, name in sources]
     with registry.lock(), contextlib.ExitStack() as stack:
         head = check_can_number(registry, names, branch=branch)
         index = registry.index
+        entries = registry_yaml.entries_at(registry, head)
         planned: list[_Planned] = []
         unchanged: list[tuple[str, str]] = []
-        for (source, name), fingerprint in zip(sources, fingerprints, strict=True):
+        for i, ((source, name), fingerprint) in enumerate(zip(sources, fingerprints, strict=True)):
             latest = index.latest(name)
             parent = registry.version(latest) if latest else None
             new = _next_version(index, name, wanted, bump)
-            scan, new_object = stack.enter_context(_stream_weights(registry, source))
+            scan, new_object = scans.take(i, stack)
             if (
                 parent is not None
                 and parent.weights.sha256 == scan.sha256
@@ -260,7 +282,6 @@ def commit_folders(
         if not planned:
             raise NothingToCommit(*unchanged[0])
 
-        entries = registry_yaml.entries_at(registry, head)
         for p in planned:
             entries[p.name] = registry_yaml.entry_for(
                 p.name, p.manifest.peft_type, p.config, p.manifest.base_model
@@ -331,6 +352,67 @@ def commit_folders(
         )
         for p in planned
     ]
+
+
+class _Scans:
+    """Each source's weights validated, hashed and streamed into a new cache object
+    (`_stream_weights`), in order, on a thread of their own.
+
+    Reading the weights is the one long step of a commit and needs nothing from git, so it runs
+    while the caller waits for the lock and reads what numbering and dvc.yaml need. The cache
+    objects are journaled temporaries (`OwnedTemps`) until the caller files them, so writing
+    them before the lock is held is safe. Leaving the block stops a scan still running (at its
+    next read) and discards every object the caller did not `take`.
+    """
+
+    def __init__(self, registry: Registry, sources: Sequence[AdapterSource]) -> None:
+        self._registry = registry
+        self._sources = sources
+        self._cancel = threading.Event()
+        self._ready = threading.Condition()
+        self._results: list[tuple[Any, tuple[WeightsScan, NewObject]] | BaseException] = []
+        self._taken = 0
+        self._thread = threading.Thread(target=self._run, name="adaptergit-commit-scan")
+
+    def __enter__(self) -> _Scans:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        for source in self._sources:
+            streaming = _stream_weights(self._registry, source, self._cancel)
+            try:
+                item: Any = (streaming, streaming.__enter__())
+            except BaseException as exc:  # handed to the caller's thread by `take`
+                item = exc
+            with self._ready:
+                self._results.append(item)
+                self._ready.notify_all()
+            if isinstance(item, BaseException) or self._cancel.is_set():
+                return
+
+    def take(self, i: int, stack: contextlib.ExitStack) -> tuple[WeightsScan, NewObject]:
+        """Wait for source `i`'s scan (taken in order); its cache object is then `stack`'s.
+
+        Raises:
+            What the scan raised (`InvalidAdapter`, `FileSystemError`, ...).
+        """
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._results) > i)
+            item = self._results[i]
+        self._taken = i + 1
+        if isinstance(item, BaseException):
+            raise item
+        streaming, value = item
+        stack.push(streaming)
+        return value
+
+    def __exit__(self, *exc: object) -> None:
+        self._cancel.set()
+        self._thread.join()
+        for item in self._results[self._taken :]:
+            if not isinstance(item, BaseException):
+                item[0].__exit__(None, None, None)
 
 
 def check_can_number(
@@ -409,9 +491,10 @@ def _next_version(index: Index, name: str, wanted: SemVer | None, bump: str) -> 
 
 @contextlib.contextmanager
 def _stream_weights(
-    registry: Registry, source: AdapterSource
+    registry: Registry, source: AdapterSource, cancel: threading.Event | None = None
 ) -> Iterator[tuple[WeightsScan, NewObject]]:
-    """Validate and hash the weights in one read, streaming them into a new cache object."""
+    """Validate and hash the weights in one read, streaming them into a new cache object; once
+    `cancel` is set the read stops (`adaptergit.adapter.ScanCancelled`)."""
     from adaptergit.adapter import convert_pickle, scan_weights
 
     with contextlib.ExitStack() as stack:
@@ -434,6 +517,7 @@ def _stream_weights(
                 config=source.config,
                 copy_to=new_object.streams,
                 regex_timeout=limits.regex_timeout,
+                cancel=cancel,
             )
         except OSError as exc:
             if exc.errno in WRITE_ERRNOS:  # reading the source cannot fill a disk
