@@ -375,7 +375,9 @@ class DvcRepo:
                 os.chmod(folder, SHARED_DIR_MODE)
 
     @contextlib.contextmanager
-    def new_cache_object(self, workspace: Path | None = None) -> Iterator[NewObject]:
+    def new_cache_object(
+        self, workspace: Path | None = None, *, size: int = 0
+    ) -> Iterator[NewObject]:
         """A temporary file in the cache to stream weights into; `commit(md5)` files it.
 
         The temporary is journaled first (`adaptergit.txn.OwnedTemps`): if this process is
@@ -384,8 +386,9 @@ class DvcRepo:
         Args:
             workspace: a folder on the work tree's filesystem. When `NewObject.place` will have
                 to copy the object (`cache.type` allows no reflink or safe link there), the
-                work-tree copy is made into a temporary file in this folder (journaled too) by
-                the kernel, on a thread started by `NewObject.written`, while the commit goes on.
+                work-tree copy is made into a temporary file in this folder (journaled too):
+                see `NewObject`.
+            size: the bytes that will be written, which decides how that copy is made.
         """
         base = self.cache_dir / "files" / "md5"
         with txn.owned_temps(self.journal_dir()) as temps:
@@ -395,7 +398,7 @@ class DvcRepo:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except OSError as exc:
                 raise FileSystemError(base, exc) from None
-            obj = NewObject(self, tmp, os.fdopen(fd, "wb"))
+            obj = NewObject(self, tmp, os.fdopen(fd, "wb"), size=size)
             try:
                 if workspace is not None:
                     obj.copy_alongside(temps.add(workspace / temps.name("copy-")))
@@ -572,12 +575,18 @@ class NewObject:
     """A cache object being written; it becomes visible only once its md5 is known.
 
     With `copy_alongside`, `place` moves a copy of its own into the work tree instead of copying
-    the cache object then: the copy is made by the kernel on a thread of its own, started by
-    `written` as soon as the bytes are in, so that it overlaps the rest of the commit (the git
-    objects, dvc.yaml) rather than adding a third stream to the scan, which keeps both cores busy.
+    the cache object then. A file of up to `BACKGROUND_COPY_MAX` bytes is copied by the kernel
+    from the new object on a thread of its own, started by `written` once the bytes are in: it
+    then hides behind the rest of the commit (the git objects, dvc.yaml), where as a third stream
+    of the scan it would cost a 67 MB commit 30 ms. A larger file is written as the scan reads
+    it (`streams`): its copy would outlast the rest of the commit, while the scan, bound by
+    md5, has room for it.
     """
 
-    def __init__(self, repo: DvcRepo, tmp: Path, stream: BinaryIO) -> None:
+    # The part of a commit after the scan lasts about 50 ms; the kernel copies 150 MB in that.
+    BACKGROUND_COPY_MAX = 128 * 1024 * 1024
+
+    def __init__(self, repo: DvcRepo, tmp: Path, stream: BinaryIO, *, size: int = 0) -> None:
         self.repo = repo
         self.tmp = tmp
         self.stream = stream
@@ -585,13 +594,17 @@ class NewObject:
         self.md5: str | None = None
         self.copy_tmp: Path | None = None
         self.copy_stream: BinaryIO | None = None
+        self.copy_later = size <= self.BACKGROUND_COPY_MAX
         self._copier: threading.Thread | None = None
         self._copy_error: OSError | None = None
 
     @property
     def streams(self) -> list[BinaryIO]:
-        """Where the weights' bytes go as they are read: the cache object."""
-        return [self.stream]
+        """Where the weights' bytes go as they are read: the cache object, and the work-tree
+        copy of a large file."""
+        if self.copy_stream is None or self.copy_later:
+            return [self.stream]
+        return [self.stream, self.copy_stream]
 
     def copy_alongside(self, path: Path) -> None:
         """Prepare a work-tree copy at `path` (a journaled temporary name in a folder on the work
@@ -619,7 +632,7 @@ class NewObject:
         """
         try:
             self.stream.flush()
-            if self.copy_stream is None:
+            if self.copy_stream is None or not self.copy_later:
                 return
             src = os.open(self.tmp, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -668,6 +681,10 @@ class NewObject:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
+            if self.copy_stream is not None and not self.copy_later:
+                self.copy_stream.flush()
+                os.fsync(self.copy_stream.fileno())
+                self.copy_stream.close()
             self.repo.make_cache_dirs(dst.parent)
             # Replace even an existing object: ours was just verified, and a damaged one gets
             # repaired.
@@ -700,7 +717,7 @@ class NewObject:
             try:
                 if error is not None:
                     raise error
-                self.copy_stream.close()  # nothing buffered: the copy went by its descriptor
+                self.copy_stream.close()  # flushed: by `commit`, or it went by its descriptor
                 os.chmod(copy, 0o644)
                 os.replace(copy, dst)
             except OSError as exc:

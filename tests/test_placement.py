@@ -96,10 +96,17 @@ def test_copy_file_falls_back_to_an_ordinary_copy(tmp_path: Path) -> None:
     assert not [p for p in dst.parent.iterdir() if p.name != "dst.bin"]
 
 
-def test_work_tree_copy_made_alongside(registry: Repo, make_adapter: MakeAdapter) -> None:
+@pytest.mark.parametrize("how", ["after the scan", "during the scan"])
+def test_work_tree_copy_made_alongside(
+    registry: Repo, make_adapter: MakeAdapter, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     """With the default cache.type on a filesystem without reflinks the work-tree copy is
-    made from the new cache object on a thread while the commit goes on, then moved in: no
-    temporary file stays behind."""
+    made alongside (from the new cache object on a thread while the commit goes on, or for a
+    large file as the scan reads it), then moved in: no temporary file stays behind."""
+    from adaptergit.dvcrepo import NewObject
+
+    if how == "during the scan":
+        monkeypatch.setattr(NewObject, "BACKGROUND_COPY_MAX", 0)
     src = make_adapter()
     registry.commit(src, name="bot")
     state = registry.registry.state_dir

@@ -510,7 +510,13 @@ def _stream_weights(
             convert_pickle(source.weights_path, path, limits)
         # The work-tree copy, if one is needed, is written from the same read (the state
         # directory is on the work tree's filesystem; `NewObject.place` moves it in).
-        new_object = stack.enter_context(registry.dvc.new_cache_object(registry.state_dir))
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0  # the scan says what is wrong with it
+        new_object = stack.enter_context(
+            registry.dvc.new_cache_object(registry.state_dir, size=size)
+        )
         try:
             scan = scan_weights(
                 path,
