@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +153,6 @@ class GitRepo:
         self.root = self._registry_root(base, root)
         rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
         self.prefix = f"{rel}/" if rel else ""  # the registry's folder, as git names it
-        self._ident: str | None = None  # `tagger`'s, asked of git once
 
     def _registry_root(self, base: Path, root: Path | str | None) -> Path:
         """The registry's folder: `root`, or found from `base` upwards, or as ``init`` recorded."""
@@ -733,24 +731,19 @@ class GitRepo:
 
     def tagger(self, when: int | None = None) -> str:
         """The ident a tag written now gets: ``Name <email> SECONDS ZONE``, as ``git var
-        GIT_COMMITTER_IDENT`` prints it.
-
-        git is asked once per `GitRepo` (a commit asks while its weights are still being read);
-        the seconds are then the time of each call, unless ``GIT_COMMITTER_DATE`` fixes them
-        (git's own override, honoured as git prints it).
+        GIT_COMMITTER_IDENT`` prints it (``GIT_COMMITTER_DATE`` honoured as git honours it).
 
         Args:
-            when: the date in Unix seconds instead of now.
+            when: the date in Unix seconds instead of git's (now, or ``GIT_COMMITTER_DATE``).
 
         Raises:
             GitError: git has no identity to give (``user.name``/``user.email`` unset).
         """
-        if self._ident is None:
-            self._ident = self._run("var", "GIT_COMMITTER_IDENT").strip()
-        if when is None and os.environ.get("GIT_COMMITTER_DATE"):
-            return self._ident
-        ident, _seconds, zone = self._ident.rsplit(" ", 2)
-        return f"{ident} {int(time.time()) if when is None else int(when)} {zone}"
+        ident = self._run("var", "GIT_COMMITTER_IDENT").strip()
+        if when is None:
+            return ident
+        name, _seconds, zone = ident.rsplit(" ", 2)
+        return f"{name} {int(when)} {zone}"
 
     def _make_tag(self, name: str, commit: str, message: str, tagger: str) -> str:
         """Write an annotated tag object (not yet a ref); return its id."""

@@ -237,11 +237,11 @@ def test_hash_files_takes_thousands_of_paths(tmp_path: Path) -> None:
 def test_a_commit_asks_git_for_head_and_identity_once(
     registry: Repo, make_adapter: MakeAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """HEAD read under the lock is the new commit's parent; `git var` is asked once per repo,
-    and the tag's date is the time it is written unless GIT_COMMITTER_DATE fixes it."""
+    """HEAD read under the lock is the new commit's parent; `git var` is asked once, and the
+    tag's date is the time it is written unless GIT_COMMITTER_DATE fixes it."""
     registry.commit(make_adapter(seed=1), name="m")
     log = tmp_path / "trace"
-    fresh = Repo(registry.root)  # `git var` is asked once per repository object
+    fresh = Repo(registry.root)
     monkeypatch.setenv("GIT_TRACE", str(log))
     fresh.commit(make_adapter(seed=2), name="m")
     monkeypatch.delenv("GIT_TRACE")

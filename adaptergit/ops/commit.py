@@ -372,24 +372,33 @@ class _Scans:
         self._ready = threading.Condition()
         self._results: list[tuple[Any, tuple[WeightsScan, NewObject]] | BaseException] = []
         self._taken = 0
-        self._thread = threading.Thread(target=self._run, name="adaptergit-commit-scan")
+        self._thread: threading.Thread | None = None
+        # A pickle is converted first, by torch, which only this thread may do: its warnings
+        # filter is the process's, and only a read can be stopped. Those commits scan on `take`.
+        if all(source.weights_format == "safetensors" for source in sources):
+            self._thread = threading.Thread(target=self._run, name="adaptergit-commit-scan")
 
     def __enter__(self) -> _Scans:
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
         return self
 
     def _run(self) -> None:
         for source in self._sources:
-            streaming = _stream_weights(self._registry, source, self._cancel)
-            try:
-                item: Any = (streaming, streaming.__enter__())
-            except BaseException as exc:  # handed to the caller's thread by `take`
-                item = exc
-            with self._ready:
-                self._results.append(item)
-                self._ready.notify_all()
-            if isinstance(item, BaseException) or self._cancel.is_set():
+            if not self._run_one(source) or self._cancel.is_set():
                 return
+
+    def _run_one(self, source: AdapterSource) -> bool:
+        """Scan one source into `_results`; False if it failed."""
+        streaming = _stream_weights(self._registry, source, self._cancel)
+        try:
+            item: Any = (streaming, streaming.__enter__())
+        except BaseException as exc:  # handed to the caller's thread by `take`
+            item = exc
+        with self._ready:
+            self._results.append(item)
+            self._ready.notify_all()
+        return not isinstance(item, BaseException)
 
     def take(self, i: int, stack: contextlib.ExitStack) -> tuple[WeightsScan, NewObject]:
         """Wait for source `i`'s scan (taken in order); its cache object is then `stack`'s.
@@ -397,6 +406,9 @@ class _Scans:
         Raises:
             What the scan raised (`InvalidAdapter`, `FileSystemError`, ...).
         """
+        if self._thread is None:
+            while len(self._results) <= i:
+                self._run_one(self._sources[len(self._results)])
         with self._ready:
             self._ready.wait_for(lambda: len(self._results) > i)
             item = self._results[i]
@@ -409,7 +421,8 @@ class _Scans:
 
     def __exit__(self, *exc: object) -> None:
         self._cancel.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         for item in self._results[self._taken :]:
             if not isinstance(item, BaseException):
                 item[0].__exit__(None, None, None)
