@@ -290,23 +290,19 @@ def _emit(data: dict[str, Any]) -> str | None:
             name = _scalar(key)
             if name is None:
                 return False
-            if type(value) is dict:
-                if not value:
-                    lines.append(f"{pad}{name}: {{}}")
+            if type(value) in (dict, list):
+                if not value:  # PyYAML writes empty containers in flow style
+                    lines.append(f"{pad}{name}: {'{}' if type(value) is dict else '[]'}")
                     continue
                 lines.append(f"{pad}{name}:")
-                if not mapping(value, pad + "  "):
-                    return False
-            elif type(value) is list:
-                if not value:
-                    lines.append(f"{pad}{name}: []")
-                    continue
-                lines.append(f"{pad}{name}:")
-                for item in value:
-                    text = _scalar(item)
-                    if text is None:
+                if type(value) is dict:
+                    if not mapping(value, pad + "  "):
                         return False
-                    lines.append(f"{pad}- {text}")
+                    continue
+                items = [_scalar(item) for item in value]  # at the key's indent, as PyYAML
+                if None in items:
+                    return False
+                lines.extend(f"{pad}- {text}" for text in items)
             else:
                 text = _scalar(value)
                 if text is None:
