@@ -57,6 +57,17 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
+# `-o KEY=VALUE` of `init --remote` and `remote add`, as `dvc remote modify` takes them.
+_remote_options = click.option(
+    "--option",
+    "-o",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A DVC remote option (endpointurl, region, ...); secrets go to .dvc/config.local only.",
+)
+
+
 @cli.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -69,15 +80,7 @@ def cli(ctx: click.Context, path: Path, verbose: bool) -> None:
 @click.option(
     "--remote-name", default=DEFAULT_REMOTE, show_default=True, help="The name of that remote."
 )
-@click.option(
-    "--option",
-    "-o",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A DVC option of that remote (endpointurl, region, ...); secrets go to "
-    ".dvc/config.local only.",
-)
+@_remote_options
 def init(path: Path, remote_url: str | None, remote_name: str, options: tuple[str, ...]) -> None:
     """Make PATH an adapter registry: git repository, DVC, configuration (safe to run twice).
     \f
@@ -312,14 +315,7 @@ def remote() -> None:
 @click.argument("name")
 @click.argument("url")
 @click.option("--default", "-d", "default", is_flag=True, help="Make it the default remote.")
-@click.option(
-    "--option",
-    "-o",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A DVC remote option (endpointurl, region, ...); secrets go to .dvc/config.local only.",
-)
+@_remote_options
 @click.pass_context
 def remote_add(
     ctx: click.Context, name: str, url: str, default: bool, options: tuple[str, ...]

@@ -82,15 +82,19 @@ class Member:
         with self.active(), Repo(self.root) as repo:
             yield repo
 
-    def git(self, *args: str, check: bool = True) -> str:
-        """A real git command in the clone (hooks run), as this member."""
-        proc = subprocess.run(
+    def run_git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A real git command in the clone (hooks run), as this member; its exit status kept."""
+        return subprocess.run(
             ["git", *args],
             cwd=self.root,
             capture_output=True,
             text=True,
             env={**os.environ, **self.environ},
         )
+
+    def git(self, *args: str, check: bool = True) -> str:
+        """A real git command in the clone (hooks run), as this member; its stdout."""
+        proc = self.run_git(*args)
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.name}: git {' '.join(args)} failed: {proc.stderr}")
         return proc.stdout

@@ -118,26 +118,14 @@ class Soak:
         )
 
     def op_pull_rebase(self, m: Member) -> str:
-        out = subprocess.run(
-            ["git", "pull", "-q", "--rebase"],
-            cwd=m.root,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **m.environ},
-        )
+        out = m.run_git("pull", "-q", "--rebase")
         if out.returncode != 0:
             m.git("rebase", "--abort", check=False)
             return "pull --rebase: conflict, aborted"
         return "pull --rebase"
 
     def op_pull_merge(self, m: Member) -> str:
-        out = subprocess.run(
-            ["git", "pull", "-q", "--no-rebase", "--no-edit"],
-            cwd=m.root,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **m.environ},
-        )
+        out = m.run_git("pull", "-q", "--no-rebase", "--no-edit")
         if out.returncode != 0:
             m.git("merge", "--abort", check=False)
             return "pull (merge): conflict, aborted"

@@ -235,13 +235,7 @@ def test_pre_push_hook_refuses_a_version_number_the_remote_gave_another(team: Te
     bob.git("fetch", "-q", "origin", "main")
     bob.git("merge", "-q", "-s", "ours", "--no-edit", "origin/main")  # keeps his a@v0.0.2
     before = team.remote_git("rev-parse", "main")
-    out = subprocess.run(
-        ["git", "push", "origin", "main"],
-        cwd=bob.root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **bob.environ},
-    )
+    out = bob.run_git("push", "origin", "main")
     assert out.returncode != 0 and "a@v0.0.2" in out.stderr
     assert team.remote_git("rev-parse", "main") == before
 
@@ -261,13 +255,7 @@ def test_plain_git_push_carries_the_tags_or_is_refused(team: Team) -> None:
         mine = repo.commit(src(team, 142), name="a")
     before = team.remote_git("rev-parse", "main")
     # without its tag, the version's commit does not go: one line naming it and the fix
-    refused = subprocess.run(
-        ["git", "push", "--no-follow-tags", "origin", "main"],
-        cwd=carol.root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **carol.environ},
-    )
+    refused = carol.run_git("push", "--no-follow-tags", "origin", "main")
     assert refused.returncode != 0
     line = [x for x in refused.stderr.splitlines() if x.startswith("adaptergit:")]
     assert len(line) == 1 and "a@v0.0.2" in line[0] and "adaptergit push" in line[0]
