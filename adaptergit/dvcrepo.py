@@ -650,7 +650,7 @@ class NewObject:
 
     def _copy(self, src: int, dst: int, size: int) -> None:
         try:
-            copy_fd(src, dst, size, writeback=False)
+            copy_fd(src, dst, size)  # no fsync: the cache object is the durable copy
         except OSError as exc:  # handed to the caller by `place`
             self._copy_error = exc
         finally:

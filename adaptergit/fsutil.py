@@ -360,9 +360,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
             advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-def copy_fd(src_fd: int, dst_fd: int, size: int, *, writeback: bool = True) -> None:
+def copy_fd(src_fd: int, dst_fd: int, size: int) -> None:
     """Copy the first `size` bytes of `src_fd`'s file to `dst_fd` (both at offset 0), in the
-    kernel where it can (Linux ``copy_file_range``), starting write-back as it goes.
+    kernel where it can (Linux ``copy_file_range``), else through a 1 MiB buffer.
 
     Args:
         src_fd: a regular file open for reading, positioned at 0.
@@ -370,34 +370,29 @@ def copy_fd(src_fd: int, dst_fd: int, size: int, *, writeback: bool = True) -> N
         size: bytes to copy.
 
     Raises:
-        OSError: reading or writing failed (ENOSPC when the disk is full).
+        OSError: reading or writing failed (ENOSPC when the disk is full), or the file ended
+            before `size` bytes.
     """
     done = 0
     kernel = hasattr(os, "copy_file_range")
     while done < size:
-        step = min(size - done, WRITEBACK_EVERY)
-        moved = 0
-        while moved < step:
-            if kernel:
-                try:
-                    n = os.copy_file_range(src_fd, dst_fd, step - moved)
-                except OSError as exc:  # no kernel copy here (EXDEV before Linux 5.3, ENOSYS)
-                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    kernel = False
-                    continue
-            else:
-                data = os.read(src_fd, min(step - moved, 1 << 20))
-                n = len(data)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(dst_fd, view) :]
-            if n == 0:
-                raise OSError(errno.EIO, "the file ended early")
-            moved += n
-        if writeback and size >= WRITEBACK_EVERY:
-            start_writeback(dst_fd, done, step)
-        done += step
+        if kernel:
+            try:
+                n = os.copy_file_range(src_fd, dst_fd, size - done)
+            except OSError as exc:  # no kernel copy here (EXDEV before Linux 5.3, ENOSYS)
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                kernel = False
+                continue
+        else:
+            data = os.read(src_fd, min(size - done, 1 << 20))
+            n = len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(dst_fd, view) :]
+        if n == 0:
+            raise OSError(errno.EIO, "the file ended early")
+        done += n
 
 
 def clone(src_fd: int, dst_fd: int) -> bool:

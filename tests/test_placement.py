@@ -186,7 +186,7 @@ def test_a_failed_work_tree_copy_changes_nothing(
     ).stdout
     objects = sorted(p for p in registry.dvc.cache_dir.rglob("*") if p.is_file())
 
-    def full(src: int, dst: int, size: int, *, writeback: bool = True) -> None:
+    def full(src: int, dst: int, size: int) -> None:
         os.write(dst, b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -231,3 +231,30 @@ def test_a_refused_commit_stops_its_scan_and_leaves_nothing(
     assert not list(state.glob(f"{TEMP_MARK}*"))
     assert not [p for p in state.iterdir() if p.name.startswith(("txn-", "temps-"))]
     assert registry.commit(make_adapter(seed=5), name="bot").version == "v0.0.2"
+
+
+def test_copy_fd_falls_back_where_the_kernel_cannot_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`copy_fd` copies through a buffer where copy_file_range is refused (ENOSYS, EXDEV)."""
+    import errno
+
+    from adaptergit.fsutil import copy_fd
+
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (tmp_path / "src").write_bytes(data)
+
+    def refused(*_args: object) -> int:
+        raise OSError(errno.ENOSYS, "no kernel copy")
+
+    for patch in (False, True):
+        if patch:
+            monkeypatch.setattr(os, "copy_file_range", refused, raising=False)
+        src = os.open(tmp_path / "src", os.O_RDONLY)
+        dst = os.open(tmp_path / f"dst{patch}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            copy_fd(src, dst, len(data))
+        finally:
+            os.close(src)
+            os.close(dst)
+        assert (tmp_path / f"dst{patch}").read_bytes() == data
