@@ -277,10 +277,10 @@ def test_metrics_file_with_string_value_is_refused(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
-        ("[1, 2]", "expected a JSON object of metrics"),
-        (b"\xff\xfe", "not UTF-8"),
-        (None, "cannot read the metrics file"),
+        pytest.param('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply", id="deep"),
+        pytest.param("[1, 2]", "expected a JSON object of metrics", id="list"),
+        pytest.param(b"\xff\xfe", "not UTF-8", id="not-utf8"),
+        pytest.param(None, "cannot read the metrics file", id="missing"),
     ],
 )
 def test_bad_metrics_file_is_one_clean_line(
