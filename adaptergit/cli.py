@@ -947,15 +947,21 @@ def run() -> None:
 
 def _nothing_left_at_exit() -> bool:
     """Whether a normal exit would only tear the interpreter down: no `atexit` callbacks (logging
-    and DVC register theirs), no other thread still running, no DVC repository loaded (its
-    caches close at exit). Where CPython's count of callbacks is not there, assume some."""
+    and DVC register theirs), no thread that exit would wait for (a non-daemon thread still
+    running, or a `concurrent.futures` pool's shutdown), no DVC repository loaded (its caches
+    close at exit). Where CPython's own records are not there, assume something is left."""
     import atexit
 
     callbacks = getattr(atexit, "_ncallbacks", None)
     if callbacks is None or callbacks() != 0 or "dvc" in sys.modules:
         return False
     threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
+    if threading is None:
+        return True
+    if getattr(threading, "_threading_atexits", ["unknown"]):
+        return False
+    main = threading.main_thread()
+    return all(t is main or t.daemon for t in threading.enumerate())
 
 
 # --- base models, stages, the demo --------------------------------------------------------------
