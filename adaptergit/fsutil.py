@@ -82,6 +82,39 @@ def safe_path(root: Path, rel: str | PurePosixPath) -> Path:
     return root.joinpath(*parts)
 
 
+def safe_folder(root: Path, rel: str | PurePosixPath) -> Path:
+    """`safe_path` for a folder adaptergit writes into (``adapters/NAME``): refused too when it
+    exists as something other than a folder, or lies under a file (a clone may commit a file in
+    its place), since nothing could be written or put back there.
+
+    Raises:
+        UnsafePath: a part of `rel` is a symbolic link, or `rel` is not (under) a folder.
+    """
+    path = safe_path(root, rel)
+    refuse_non_folder(path, rel)
+    return path
+
+
+def refuse_non_folder(path: Path, display: str | PurePosixPath | Path) -> None:
+    """Refuse `path` if it exists as something other than a folder or lies under a file.
+
+    Raises:
+        UnsafePath: naming `display`.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise UnsafePath(
+            str(display), "lies under a file, not a folder (move that file away)"
+        ) from None
+    except OSError as exc:
+        raise FileSystemError(path, exc, "read") from None
+    if not stat.S_ISDIR(mode):
+        raise UnsafePath(str(display), "is not a folder (move or delete it first)")
+
+
 def _link_target(path: Path) -> str:
     try:
         return os.readlink(path)

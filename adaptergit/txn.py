@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adaptergit.fsutil import atomic_write, crash_point, fsync_dir
+from adaptergit.fsutil import atomic_write, crash_point, fsync_dir, refuse_non_folder
 
 JOURNAL = "journal.json"
 TXN_PREFIX = "txn-"
@@ -158,6 +158,7 @@ class DirTransaction:
         return f".{filename}{TEMP_MARK}{self.id}.tmp"
 
     def __enter__(self) -> DirTransaction:
+        refuse_non_folder(self.target, self.target)  # before the journal: nothing to undo
         backup = self.dir / "backup"
         backup.mkdir(parents=True)
         present = [f for f in self.files if os.path.lexists(self.target / f)]
@@ -216,7 +217,7 @@ class DirTransaction:
         """Commit: drop the backup and the journal, keeping the new files (idempotent)."""
         if self._open:
             for temp in self._journal.get("temps", []):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     (self.target / temp).unlink()
             shutil.rmtree(self.dir, ignore_errors=True)
             self._open = False
@@ -252,19 +253,20 @@ def _restore(txn_dir: Path, journal: dict[str, Any]) -> None:
     backup = txn_dir / "backup"
     present = set(journal.get("present", journal["files"]))
     for path in journal.get("new_paths", []):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(path)
     for temp in journal.get("temps", []):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             (target / temp).unlink()
     for name in journal["files"]:
         dst = target / name
         if (backup / name).exists() or (backup / name).is_symlink():
+            refuse_non_folder(target, target)  # what was moved aside cannot go back yet
             target.mkdir(parents=True, exist_ok=True)
             _move(backup / name, dst)  # over the new file, if any
             crash_point("txn.restored")
         elif name not in present:  # created by the transaction
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 dst.unlink()
         # else: present before and already put back by an earlier (killed) recovery
     with contextlib.suppress(OSError):

@@ -39,6 +39,7 @@ from adaptergit.fsutil import (
     fsync_dir,
     open_regular,
     read_in_tree,
+    safe_folder,
     safe_path,
 )
 from adaptergit.hashcache import file_sha256, md5_sha256_of
@@ -91,7 +92,7 @@ def checkout(
     name = version.name
     dest = _destination(registry, Path(to), force=force) if to is not None else None
     if dest is None:
-        safe_path(registry.root, adapter_path(name))  # refused before anything is fetched
+        safe_folder(registry.root, adapter_path(name))  # refused before anything is fetched
     blobs = dict(
         zip(
             TRACKED_FILES,
@@ -111,7 +112,7 @@ def checkout(
     smudged = registry.git.checkout_bytes(version.commit, [adapter_path(name, f) for f in present])
     blobs.update({f: data for f, data in zip(present, smudged, strict=True) if data is not None})
     with registry.lock():
-        target = safe_path(registry.root, adapter_path(name))
+        target = safe_folder(registry.root, adapter_path(name))
         if not force:
             changed = unrecorded_changes(registry, name)
             if changed:
@@ -321,7 +322,7 @@ def restore_weights(registry: Registry, name: str, *, fetch: bool = True) -> boo
         return False
     version = Version.of_manifest(manifest, name=name)
     with registry.lock():
-        target = safe_path(registry.root, adapter_path(name))
+        target = safe_folder(registry.root, adapter_path(name))
         if not registry.dvc.in_cache(weights.md5):
             if not fetch:
                 raise WeightsMissing(name, manifest.version, weights.md5)

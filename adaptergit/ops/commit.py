@@ -46,7 +46,14 @@ from adaptergit.errors import (
     VersionExists,
     VersionNotNewer,
 )
-from adaptergit.fsutil import WRITE_ERRNOS, crash_point, open_regular, read_in_tree, safe_path
+from adaptergit.fsutil import (
+    WRITE_ERRNOS,
+    crash_point,
+    open_regular,
+    read_in_tree,
+    safe_folder,
+    safe_path,
+)
 from adaptergit.index import Index
 from adaptergit.layout import (
     ADAPTER_FILES,
@@ -231,8 +238,7 @@ def _plan_and_record(
         planned: list[_Planned] = []
         unchanged: list[tuple[str, str]] = []
         for i, ((source, name), fingerprint) in enumerate(zip(sources, fingerprints, strict=True)):
-            latest = index.latest(name)
-            parent = registry.version(latest) if latest else None
+            parent = _parent(registry, name)
             new = _next_version(index, name, wanted, bump)
             scan, new_object = scans.take(i, stack)
             if (
@@ -480,6 +486,19 @@ def check_can_number(
     return head
 
 
+def _parent(registry: Registry, name: str) -> Version | None:
+    """The version a new commit of `name` follows: its highest registered version whose manifest
+    reads. One that does not (damaged, a newer schema, a tag a clone put on another version's
+    commit) is skipped with an `AdapterGitWarning` naming its tag, as `log` skips it; the new
+    version is still numbered past it (`_next_version`), as GTO numbers."""
+    for reg in reversed(registry.index.registrations(name)):
+        try:
+            return registry.version(reg)
+        except AdapterGitError as exc:
+            warnings.warn(f"{reg.tag} skipped: {exc}", AdapterGitWarning, stacklevel=5)
+    return None
+
+
 def _next_version(index: Index, name: str, wanted: SemVer | None, bump: str) -> SemVer:
     """The version a new commit of `name` gets: `wanted`, or the latest bumped (GTO's rule).
 
@@ -577,6 +596,7 @@ def _gitignore(registry: Registry, name: str) -> bytes:
     Read without following a link (a clone's .gitignore may point at any file of the user's),
     bounded, and kept byte for byte.
     """
+    safe_folder(registry.root, adapter_path(name))  # a file in the folder's place: refused now
     entry = registry.dvc.gitignore_entry(WEIGHTS_FILE).encode()
     raw = read_in_tree(registry.root, adapter_path(name, GITIGNORE), MAX_GITIGNORE_BYTES)
     lines = raw.splitlines() if raw else []

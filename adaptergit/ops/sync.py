@@ -479,7 +479,9 @@ def fetch(
     Raises:
         NoRemote, TransferFailed: see `transfer.fetch_versions`.
     """
-    versions = [registry.resolve(r) for r in refs] if refs else transfer.checked_out(registry)
+    versions = (
+        [registry.resolve(r) for r in refs] if refs else transfer.checked_out(registry, bad="warn")
+    )
     return transfer.fetch_versions(registry, versions, remote=remote, progress=progress)
 
 
@@ -496,14 +498,23 @@ def pull(
     With no `refs`, like ``dvc pull``: the weights of every adapter checked out in the work tree
     (as its manifest names them) are fetched and put in place; git's files are not touched.
     """
-    result = fetch(registry, refs, remote=remote, progress=progress)
     if not refs:
-        for version in transfer.checked_out(registry):
+        versions = transfer.checked_out(registry, bad="warn")
+        result = transfer.fetch_versions(registry, versions, remote=remote, progress=progress)
+        for version in versions:
             checkout_op.restore_weights(registry, version.name, fetch=False)
         return result
+    result = fetch(registry, refs, remote=remote, progress=progress)
     for ref in refs:
         checkout_op.checkout(registry, ref, force=force)
     return result
 
 
-__all__ = ["MAX_REPLAYS", "PushResult", "fetch", "pull", "push", "unpublished_versions"]
+__all__ = [
+    "MAX_REPLAYS",
+    "PushResult",
+    "fetch",
+    "pull",
+    "push",
+    "unpublished_versions",
+]

@@ -6,19 +6,24 @@ so every upload here either brings all the weights it was asked for, or raises `
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from adaptergit.errors import (
+    AdapterGitError,
+    AdapterGitWarning,
     CorruptObject,
     DvcError,
     ManifestMismatch,
     NoRemote,
     TransferFailed,
 )
+from adaptergit.fsutil import read_in_tree, safe_path
 from adaptergit.hashcache import Progress
 from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, adapter_path
-from adaptergit.manifest import Manifest, Version
+from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest, Version
 from adaptergit.registry import Registry
 
 
@@ -192,18 +197,43 @@ def fetch_versions(
     )
 
 
-def checked_out(registry: Registry) -> list[Version]:
+def checked_out(
+    registry: Registry, *, bad: Literal["raise", "warn", "skip"] = "raise"
+) -> list[Version]:
     """The version of each adapter in the work tree, as its ``manifest.json`` there records it
-    (registered or not: a version whose tag was not fetched has its manifest all the same)."""
-    base = registry.root / ADAPTERS_DIR
+    (registered or not: a version whose tag was not fetched has its manifest all the same).
+
+    Manifests are read without following a link or blocking on a FIFO, and bounded in size.
+
+    Args:
+        registry: the registry.
+        bad: what a folder whose manifest cannot be read (damaged, a name adaptergit refuses,
+            a link) does: ``raise`` its error, ``warn`` (an `AdapterGitWarning` naming it, so
+            that one bad folder does not stop a pull of the others) or ``skip`` silently.
+
+    Raises:
+        UnsafePath: ``adapters`` is a symbolic link (unless `bad` is ``skip``).
+        InvalidManifest: a manifest cannot be read (when `bad` is ``raise``).
+    """
+    try:
+        base = safe_path(registry.root, ADAPTERS_DIR)
+    except AdapterGitError:
+        if bad == "skip":
+            return []
+        raise
     found = []
-    for folder in sorted(base.iterdir()) if base.is_dir() else []:
-        path = folder / MANIFEST_FILE
-        if folder.is_dir() and path.is_file():
-            manifest = Manifest.from_json(
-                path.read_bytes(), adapter_path(folder.name, MANIFEST_FILE)
-            )
-            found.append(Version.of_manifest(manifest))
+    for entry in sorted(base.iterdir()) if base.is_dir() else []:
+        rel = adapter_path(entry.name, MANIFEST_FILE)
+        try:
+            raw = read_in_tree(registry.root, rel, MAX_MANIFEST_BYTES)
+            if raw is None:
+                continue
+            found.append(Version.of_manifest(Manifest.from_json(raw, rel), name=entry.name))
+        except AdapterGitError as exc:
+            if bad == "raise":
+                raise
+            if bad == "warn":
+                warnings.warn(f"{entry.name} skipped: {exc}", AdapterGitWarning, stacklevel=2)
     return found
 
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptergit.errors import AdapterGitError, InvalidInput
-from adaptergit.fsutil import read_in_tree, safe_path
+from adaptergit.errors import InvalidInput
 from adaptergit.hashcache import Progress, sha256_files
-from adaptergit.layout import ADAPTERS_DIR, MANIFEST_FILE, WEIGHTS_FILE, adapter_path
-from adaptergit.manifest import MAX_MANIFEST_BYTES, Manifest, Version
+from adaptergit.layout import WEIGHTS_FILE, adapter_path
+from adaptergit.manifest import Version
 from adaptergit.ops import transfer
 from adaptergit.registry import Registry
 
@@ -57,33 +56,6 @@ class Problem:
         return dataclasses.asdict(self)
 
 
-def _worktree_versions(registry: Registry, *, strict: bool = True) -> list[Version]:
-    """The versions the work tree's ``adapters/*/manifest.json`` files say are checked out.
-
-    A manifest that does not parse is an error when `strict`, else skipped.
-    """
-    versions = []
-    try:
-        base = safe_path(registry.root, ADAPTERS_DIR)
-    except AdapterGitError:
-        if strict:
-            raise
-        return []
-    for entry in sorted(base.iterdir()) if base.is_dir() else []:
-        rel = adapter_path(entry.name, MANIFEST_FILE)
-        try:  # never through a link, never blocking on a FIFO
-            raw = read_in_tree(registry.root, rel, MAX_MANIFEST_BYTES)
-            if raw is None:
-                continue
-            manifest = Manifest.from_json(raw, rel)
-        except AdapterGitError:
-            if strict:
-                raise
-            continue
-        versions.append(Version.of_manifest(manifest, name=entry.name))
-    return versions
-
-
 def verify(
     registry: Registry,
     ref: str | None = None,
@@ -116,13 +88,13 @@ def verify(
     elif all_versions:
         versions = registry.log()
     else:
-        versions = _worktree_versions(registry)
+        versions = transfer.checked_out(registry)
     problems: list[Problem] = []
 
     # Work-tree copies: any adapters/NAME whose manifest records the same weights as a version.
     tree_jobs: dict[Path, tuple[str, str]] = {}  # path -> (sha256, ref)
     in_tree: set[str] = set()  # md5s of weights with a copy in the work tree (checked below)
-    for current in _worktree_versions(registry, strict=False):
+    for current in transfer.checked_out(registry, bad="skip"):
         expected = current.manifest.weights
         if not any(
             v.name == current.name and v.weights.sha256 == expected.sha256 for v in versions

@@ -8,7 +8,9 @@ naming the path.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,60 @@ def test_hook_manager_files_linked_out_of_the_work_tree(
     assert (victim / link).is_symlink()  # left as it was, neither followed nor replaced
     world.git("add", "-A", cwd=victim)
     assert b"FAKE-SECRET-TOKEN" not in world.git("diff", "--cached", cwd=victim).encode()
+
+
+@pytest.mark.parametrize("swap", ["adapters/bot", "adapters"])
+def test_a_file_where_a_folder_belongs_is_refused_and_leaves_nothing(
+    world: World, swap: str
+) -> None:
+    """A clone that commits a file in place of ``adapters/bot`` (or ``adapters``): every write
+    is refused in one line before anything is journaled, so nothing is left for `recover` and
+    other adapters are unaffected."""
+    world.git("rm", "-rq", swap)
+    shutil.rmtree(world.reg / swap)  # the weights, which git does not track
+    (world.reg / swap).write_text("not a folder\n")
+    world.git("add", swap)
+    world.git("commit", "-qm", "a file in its place", "--no-verify")
+    victim = _clone(world)
+    world.ok("init", ".", cwd=victim)
+    for args in (
+        ["checkout", "bot@v0.0.2"],
+        ["checkout", "bot@v0.0.2", "--force"],
+        ["commit", str(world.base / "v3"), "--name", "bot"],
+    ):
+        result = world.run(*args, cwd=victim)
+        assert_clean(result)
+        assert result.code == 2, result.text
+        assert "not a folder" in result.err or "under a file" in result.err, result.err
+        assert not list((victim / ".git" / "adaptergit").glob("txn-*")), args
+    assert world.ok("recover", cwd=victim).out.strip() == "nothing to recover"
+    assert (victim / swap).read_text() == "not a folder\n"
+    if swap == "adapters/bot":  # another adapter is still committed as usual
+        world.ok("commit", str(world.base / "v3"), "--name", "other", cwd=victim)
+
+
+def test_recovery_converges_when_its_folder_became_a_file(world: World) -> None:
+    """A journal for ``adapters/bot`` whose folder is now a file: its temporaries cannot exist,
+    so recovery removes the journal."""
+    target = world.reg / "adapters" / "bot"
+    journal = world.reg / ".git" / "adaptergit" / "txn-1-deadbeef"
+    (journal / "backup").mkdir(parents=True)
+    (journal / "journal.json").write_text(
+        json.dumps(
+            {
+                "version": 2,
+                "owner": {"pid": 999_999_999, "host": "gone", "start": 0},
+                "target": str(target),
+                "files": [".gitignore"],
+                "present": [],
+                "temps": [".gitignore.adaptergit-1-deadbeef.tmp"],
+                "tag": None,
+                "new_paths": [],
+            }
+        )
+    )
+    shutil.rmtree(target)
+    target.write_text("not a folder\n")
+    result = world.run("recover")
+    assert_clean(result)
+    assert result.code == 0 and not journal.exists(), result.text
