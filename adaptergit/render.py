@@ -361,7 +361,7 @@ def status_lines(report: StatusReport, color: bool = False) -> list[str]:
             paint(f"not on DVC remote {report.remote!r} ({len(report.unpushed)}):", "yellow", color)
             + " "
             + ", ".join(report.unpushed)
-            + " (`adaptergit push`)"
+            + f" (`{_push_command(report.unpushed)}`)"
         )
     if report.missing:
         where = "the DVC cache nor the remote" if report.remote else "the DVC cache (and no remote)"
@@ -424,3 +424,11 @@ def gc_lines(report: GcReport) -> list[str]:
         )
     lines.append(f"kept the weights of {len(report.kept)} version(s)")
     return lines
+
+
+def _push_command(refs: tuple[str, ...]) -> str:
+    """The push that uploads `refs`' weights: named, since a plain ``adaptergit push`` uploads
+    only the versions not yet published, and a published version's weights can go missing from
+    the remote (a teammate's ``gc --remote`` during the push that published them)."""
+    named = " ".join(printable(ref, one_line=True) for ref in refs[:5])
+    return f"adaptergit push {named}" + (" ..." if len(refs) > 5 else "")

@@ -190,7 +190,7 @@ def test_status_reports_changes_unpushed_missing_and_hooks(
     out = result.output
     assert "modified" in out and "changed since v0.0.1: metrics.json" in out
     assert "at v0.0.1, latest v0.0.2" in out
-    assert "not on DVC remote 'store' (1): d@v0.0.1" in out
+    assert "not on DVC remote 'store' (1): d@v0.0.1 (`adaptergit push d@v0.0.1`)" in out
     assert "e@v0.0.1" in out and "hooks not installed" in out
     assert all(len(line) <= 80 for line in out.splitlines() if "hooks" not in line)
     data = json.loads(

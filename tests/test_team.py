@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adaptergit import Repo
+from adaptergit.dvcrepo import DvcRemotes
 from adaptergit.errors import (
     AnotherRegistry,
     DetachedHead,
@@ -28,7 +31,7 @@ from adaptergit.errors import (
 )
 from adaptergit.ops.verify import LOST
 
-from .team import WEIGHTS, Team, write_adapter
+from .team import WEIGHTS, Member, Team, write_adapter
 
 
 @pytest.fixture
@@ -430,6 +433,78 @@ def test_gc_remote_from_a_stale_clone_keeps_what_teammates_published(team: Team)
     alice.git("remote", "set-url", "origin", str(team.base / "nowhere.git"))
     with alice.repo() as repo, pytest.raises(GcRefused, match="origin"):
         repo.gc(keep_last=1, remote=True)
+
+
+def _store_object(team: Team, member: Member, ref: str) -> Path:
+    """Where version `ref`'s weights lie on the team's DVC remote (a directory)."""
+    manifest = json.loads(member.git("show", f"{ref}:adapters/a/manifest.json"))
+    md5 = str(manifest["weights"]["md5"])
+    return Path(team.remote_url) / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _republish_v1_as_v3(team: Team) -> Member:
+    """alice publishes a@v0.0.1 and a@v0.0.2; bob commits v0.0.1's bytes again as a@v0.0.3,
+    so his push finds its weights on the DVC remote and uploads nothing."""
+    alice = team.found("alice", seed=151)
+    with alice.repo() as repo:
+        repo.commit(src(team, 152), name="a")
+        repo.push()
+    bob = team.join("bob")
+    with bob.repo() as repo:
+        repo.checkout("a@v0.0.1", to=team.base / "v1")
+        repo.commit(team.base / "v1", name="a", message="roll back")
+    return bob
+
+
+def test_gc_remote_during_a_push_that_needs_what_it_deletes(team: Team) -> None:
+    """A teammate's ``gc --remote --keep-last 1`` runs while bob's push is in flight (a
+    pre-receive hook on the git remote: gc reads the remote before bob's refs land) and deletes
+    a@v0.0.1's object, which bob's a@v0.0.3 needs: bob's push checks after its refs landed
+    and uploads it again, so a new clone gets a@v0.0.3."""
+    bob = _republish_v1_as_v3(team)
+    carol = team.join("carol")
+    log = team.base / "gc.log"
+    hook = team.origin / "hooks" / "pre-receive"
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in carol.environ.items())
+    hook.write_text(
+        "#!/bin/sh\ncat >/dev/null\n"
+        "unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_DIR\n"
+        f"cd {shlex.quote(str(carol.root))} && env {env} {shlex.quote(sys.executable)} "
+        f"-m adaptergit gc --remote --keep-last 1 > {shlex.quote(str(log))} 2>&1\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    result = bob.cli("push")
+    hook.unlink()
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 object(s)" in log.read_text() and "a@v0.0.1" in log.read_text()
+    assert _store_object(team, bob, "a@v0.0.3").is_file()
+    dave = team.join("dave")
+    with dave.repo() as repo:
+        repo.checkout("a@v0.0.3", to=team.base / "dave-v3")
+
+
+def test_gc_remote_puts_back_what_a_push_published_meanwhile(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bob's push lands after alice's ``gc --remote`` read the git remote and before it deletes
+    (a plain ``git push`` with no hooks, so no check of bob's follows): gc reads the remote
+    again after deleting, finds a@v0.0.3 needs a@v0.0.1's object, and puts it back from its
+    cache, which keeps it too."""
+    bob = _republish_v1_as_v3(team)
+    alice = team.members["alice"]
+    remove = DvcRemotes.remove
+
+    def remove_after_bobs_push(self: DvcRemotes, md5s: Any, remote: str) -> set[str]:
+        bob.git("push", "-q", "--no-verify", "origin", "main", "a@v0.0.3")
+        return remove(self, md5s, remote)
+
+    monkeypatch.setattr(DvcRemotes, "remove", remove_after_bobs_push)
+    with alice.repo() as repo:
+        report = repo.gc(keep_last=1, remote=True)
+        assert report.remote_removed == ()
+        assert report.removed == ()
+    assert _store_object(team, bob, "a@v0.0.3").is_file()
 
 
 def test_gc_deletes_only_objects_proven_to_be_this_registrys(team: Team, tmp_path: Path) -> None:

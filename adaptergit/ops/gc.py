@@ -195,18 +195,50 @@ def _git_remotes_read(registry: Registry) -> Iterator[list[str]]:
     try:
         for name in names:
             try:
-                git.fetch(
-                    name,
-                    [
-                        f"+refs/heads/*:{REMOTE_REFS}{name}/heads/*",
-                        f"+refs/tags/*:{REMOTE_REFS}{name}/tags/*",
-                    ],
-                )
+                _fetch_refs(registry, name)
             except GitError as exc:
                 raise GcRefused(name, exc.detail) from None
         yield names
     finally:
         git.delete_refs(REMOTE_REFS)
+
+
+def _fetch_refs(registry: Registry, name: str) -> None:
+    """Fetch git remote `name`'s branches and tags under `REMOTE_REFS`.
+
+    Raises:
+        GitError: the remote cannot be read.
+    """
+    registry.git.fetch(
+        name,
+        [f"+refs/heads/*:{REMOTE_REFS}{name}/heads/*", f"+refs/tags/*:{REMOTE_REFS}{name}/tags/*"],
+    )
+
+
+def _remote_commits(registry: Registry, git_remotes: list[str]) -> set[str]:
+    """The commits the git remotes' branches and tags (as last fetched by gc) point at."""
+    if not git_remotes:
+        return set()
+    git = registry.git
+    commits = {c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{n}/heads" for n in git_remotes])}
+    for name in git_remotes:
+        commits |= {t.commit for t in git.tags(namespace=f"{REMOTE_REFS}{name}/tags/")}
+    return commits
+
+
+def _claimed_meanwhile(
+    registry: Registry, git_remotes: list[str], seen: set[str], dropped: list[str]
+) -> set[str]:
+    """Of the objects `dropped` from the DVC remote, those a branch or tag published on a git
+    remote since gc first read it needs (a teammate's push that found them there and so
+    uploaded nothing). The git remotes are read again; one that cannot be read now claims
+    nothing (the pusher's own check after its push puts its weights back).
+    """
+    for name in git_remotes:
+        with contextlib.suppress(GitError):
+            _fetch_refs(registry, name)
+    new = _remote_commits(registry, git_remotes) - seen
+    return _tree_md5s(registry, new) & set(dropped) if new else set()
 
 
 def _items(
@@ -279,6 +311,7 @@ def gc(
             known |= {(t.name, t.oid) for t in theirs}
             extra_tips += [c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{name}/heads"])]
             extra_tips += [t.commit for t in theirs if tag_grammar.parse(t.name) is None]
+        seen = _remote_commits(registry, git_remotes)
         kept, version_md5 = _policy_md5s(registry, Index(tags), keep_last, keep_stages)
         # Refs the user keeps (everything but adaptergit's version and stage tags), the work tree.
         tips = []
@@ -336,10 +369,15 @@ def gc(
                 only_copy = [m for m in local if m in missing and m not in elsewhere]
             local = [m for m in local if m not in only_copy]
         if not dry_run:
-            registry.dvc.remove_objects(local)
             if remote_drop:
                 assert remote_name is not None
                 registry.remotes.remove(remote_drop, remote_name)
+                claimed = _claimed_meanwhile(registry, git_remotes, seen, remote_drop)
+                if claimed:  # published during gc: put back from the cache, keep it there
+                    registry.remotes.push(sorted(m for m in claimed if m in in_cache), remote_name)
+                    remote_drop = [m for m in remote_drop if m not in claimed]
+                    local = [m for m in local if m not in claimed]
+            registry.dvc.remove_objects(local)
     gone = set(local)
     kept_versions = sorted(
         (

@@ -16,6 +16,7 @@ from adaptergit.errors import (
     AdapterGitError,
     AdapterGitWarning,
     DetachedHead,
+    DvcError,
     GitError,
     PublishedVersionClash,
     PushRejected,
@@ -170,6 +171,7 @@ def push(
         renames = dict(result_plan.renumbered)
         published = [renames.get(ref, ref) for ref in published]
         _follow_weights(registry, result_plan.head, result_plan.tip)
+    uploaded += reupload_removed(registry, versions, remote)
     return PushResult(
         remote=remote,
         versions=tuple(published),
@@ -218,6 +220,7 @@ def _push_versions(
                     raise GitError("push", reason)
                 raise PushRejected(git_remote, _rejections(updates), reason)
             pushed, updated = refspecs, _updated(updates)
+            uploaded += reupload_removed(registry, versions, remote)
     return PushResult(
         remote=remote,
         versions=tuple(v.ref for v in versions),
@@ -226,6 +229,32 @@ def _push_versions(
         git_refs=tuple(pushed),
         git_updated=updated,
     )
+
+
+def reupload_removed(
+    registry: Registry, versions: Sequence[Version], remote: str
+) -> tuple[str, ...]:
+    """After the git push: upload again the weights of `versions` that the DVC remote no longer
+    holds, from the local cache; return the versions uploaded.
+
+    A push uploads nothing for weights the remote holds already (an older version's, the same
+    bytes). A teammate's ``gc --remote`` that read the git remote just before this push landed
+    may delete that object meanwhile; its second reading of the git remote puts back what it
+    still has, and this check, made after the refs landed, puts back the rest.
+
+    Raises:
+        TransferFailed: an upload failed (the git refs are published: ``adaptergit push REF``
+            uploads again).
+    """
+    by_md5 = {v.weights.md5: v for v in versions}
+    if not by_md5:
+        return ()
+    try:
+        gone = registry.remotes.missing(sorted(by_md5), remote)
+    except DvcError:
+        return ()  # the remote cannot be asked now: `status` and `verify --remote` report it
+    again = [by_md5[m] for m in sorted(gone) if registry.dvc.in_cache(m)]
+    return transfer.upload(registry, again, remote) if again else ()
 
 
 def unpublished_versions(registry: Registry, git_remote: str, head: str = "HEAD") -> list[Version]:
@@ -516,5 +545,6 @@ __all__ = [
     "fetch",
     "pull",
     "push",
+    "reupload_removed",
     "unpublished_versions",
 ]

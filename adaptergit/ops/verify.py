@@ -204,7 +204,7 @@ def verify(
                         ref=v.ref,
                         kind=REMOTE_MISSING,
                         detail=f"weights (md5 {md5[:12]}) are not on DVC remote {name!r}; "
-                        "upload them with `adaptergit push`",
+                        f"upload them with `adaptergit push {v.ref}`",
                     )
                 )
             else:
