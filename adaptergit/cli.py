@@ -461,14 +461,14 @@ def push(
             f"{printable(result.remote, one_line=True)}"
         )
     elif not result.versions:
-        click.echo("weights: nothing to upload (every version here is published)")
+        click.echo("weights: nothing to upload (no unpublished version on this branch)")
     else:
         click.echo(
             f"weights: uploaded nothing, all {len(result.versions)} version(s) are on DVC "
             f"remote {printable(result.remote, one_line=True)} already"
         )
     for old, new in result.renumbered:
-        click.echo(f"renumbered {old} -> {new} (another clone published {old} first)")
+        click.echo(f"renumbered {old} -> {new} (past the versions the remote holds)")
     for old, new in result.restaged:
         click.echo(f"stage tag {old} -> {new} (after the stage tags another clone published)")
     if result.git_remote is None:

@@ -179,7 +179,7 @@ def test_push_pull_manners(registry: Repo, numpy_adapter: NumpyAdapter, tmp_path
     again = cli(root, "push")
     assert again.returncode == 0, again.stderr
     assert (  # push decides from the commits the remote lacks (#9): none, so nothing to upload
-        "weights: nothing to upload (every version here is published)" in again.stdout
+        "weights: nothing to upload (no unpublished version on this branch)" in again.stdout
     )
     assert "git: nothing to push (origin is up to date)" in again.stdout
 
