@@ -403,6 +403,34 @@ def test_commit_refuses_during_a_merge(team: Team) -> None:
     assert bob.git("diff", "--name-only", "--diff-filter=U") == conflicts
 
 
+def test_a_merge_over_a_clashing_version_names_the_way_out(team: Team) -> None:
+    """bob commits a@v0.0.2 while alice publishes hers, merges (not rebases) her work in and
+    keeps his side: push cannot renumber a version under a merge, and says so with the fix
+    (not `git pull`, which would change nothing); that fix, followed, publishes his a@v0.0.3."""
+    alice = team.found("alice", seed=161)
+    bob = team.join("bob")
+    with alice.repo() as repo:
+        repo.commit(src(team, 162), name="a")
+        repo.push()
+    with bob.repo() as repo:
+        repo.commit(src(team, 163), name="a")
+    bob.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main", check=False)
+    bob.git("checkout", "--ours", "--", "adapters/a")
+    bob.git("add", "-A", "adapters/a")
+    bob.git("commit", "-q", "--no-edit")
+    merge = bob.git("rev-parse", "--short=7", "HEAD").strip()
+    result = bob.cli("push")
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "git pull" not in err, err
+    assert f"git reset --keep {merge}^1" in err and "adaptergit push" in err, err
+    bob.git("reset", "-q", "--keep", f"{merge}^1")
+    result = bob.cli("push")
+    assert result.returncode == 0, result.stderr
+    assert "renumbered a@v0.0.2 -> a@v0.0.3" in result.stdout
+    assert team.remote_tag("a@v0.0.3") is not None
+
+
 # --- gc never deletes what someone else needs ----------------------------------------------------
 
 

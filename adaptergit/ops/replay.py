@@ -46,6 +46,8 @@ REMOTE_TAGS = "refs/adaptergit/remote-tags/"
 class NotReplayable(AdapterGitError):
     """A local commit that adaptergit does not rewrite by itself (the user integrates it)."""
 
+    MERGE = "is a merge"
+
     def __init__(self, commit: str, reason: str) -> None:
         self.commit = commit
         self.reason = reason
@@ -370,7 +372,7 @@ def _replay_commit(
     git = registry.git
     info = git.commit_object(commit)
     if len(info.parents) != 1:
-        raise NotReplayable(commit, "is a merge")
+        raise NotReplayable(commit, NotReplayable.MERGE)
     if not regs:
         raise NotReplayable(commit, f"records no version ({_subject(info.message)!r})")
     done = [r.tag for r in regs if r.tag in published]

@@ -438,13 +438,26 @@ def _replay(
     try:
         result = replay.plan(registry, head, base, remote_tags)
     except replay.NotReplayable as exc:
-        raise PushRejected(
-            git_remote,
-            _rejections(updates),
-            reason,
-            f"the remote has new work and {exc} (not replayed automatically); integrate it "
-            "with `git pull` and push again",
-        ) from None
+        if (
+            base is not None
+            and exc.reason == replay.NotReplayable.MERGE
+            and git.is_ancestor(base, head)
+        ):
+            # The remote's work is merged in already: `git pull` would change nothing. What
+            # clashes is a version of this clone's under the merge, which push does not rewrite.
+            advice = (
+                f"the remote's work is merged in, but commit {exc.commit[:7]} is a merge over "
+                "versions of this clone's that the remote numbered first; push does not rewrite "
+                f"a merge: undo it (`git reset --keep {exc.commit[:7]}^1` if it is your last "
+                "commit) and run `adaptergit push`, which replays your versions on the remote's "
+                "and renumbers them"
+            )
+        else:
+            advice = (
+                f"the remote has new work and {exc} (not replayed automatically); integrate it "
+                "with `git pull` and push again"
+            )
+        raise PushRejected(git_remote, _rejections(updates), reason, advice) from None
     if result.tip != head:
         old_paths, _outside = git.paths_changed(head, result.tip)
         dirty = git.dirty_paths(old_paths)
