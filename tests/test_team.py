@@ -45,6 +45,21 @@ def src(team: Team, seed: int, **kwargs: int) -> Path:
     return write_adapter(team.base / "src" / f"s{seed}", seed, **kwargs)
 
 
+def _race(
+    team: Team, alice_seed: int, bob_seed: int, *, name: str = "a", found_seed: int = 1
+) -> Member:
+    """The start of a race: alice founds the registry, bob clones it, alice publishes a version
+    of ``a``, and bob, not having pulled, commits a version of `name`; returns bob."""
+    alice = team.found("alice", seed=found_seed)
+    bob = team.join("bob")
+    with alice.repo() as repo:
+        repo.commit(src(team, alice_seed), name="a")
+        repo.push()
+    with bob.repo() as repo:
+        repo.commit(src(team, bob_seed), name=name)
+    return bob
+
+
 def manifest_at(team: Team, rev: str, name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(
         team.remote_git("show", f"{rev}:adapters/{name}/manifest.json")
@@ -177,13 +192,7 @@ def test_stage_race_ends_with_one_holder_everyone_agrees_on(team: Team) -> None:
 
 
 def test_pull_rebase_moves_tags_and_weights_then_push_publishes(team: Team) -> None:
-    alice = team.found("alice")
-    bob = team.join("bob")
-    with alice.repo() as repo:
-        repo.commit(src(team, 61), name="a")
-        repo.push()
-    with bob.repo() as repo:
-        repo.commit(src(team, 62), name="b")
+    bob = _race(team, 61, 62, name="b")
     bob.git("pull", "-q", "--rebase")
     # post-rewrite: b@v0.0.1 names the rebased commit, a@v0.0.2's weights are in place
     assert bob.git("rev-parse", "b@v0.0.1^{commit}").strip() == bob.git("rev-parse", "HEAD").strip()
@@ -197,13 +206,7 @@ def test_pull_rebase_moves_tags_and_weights_then_push_publishes(team: Team) -> N
 
 
 def test_push_after_a_rebase_without_hooks_moves_the_tag(team: Team) -> None:
-    alice = team.found("alice")
-    bob = team.join("bob")
-    with alice.repo() as repo:
-        repo.commit(src(team, 71), name="a")
-        repo.push()
-    with bob.repo() as repo:
-        repo.commit(src(team, 72), name="b")
+    bob = _race(team, 71, 72, name="b")
     bob.git("-c", "core.hooksPath=/dev/null", "pull", "-q", "--rebase")
     with bob.repo() as repo:
         assert repo.push().versions == ("b@v0.0.1",)
@@ -228,13 +231,7 @@ def test_dvc_yaml_merges_when_two_clones_add_adapters(team: Team) -> None:
 
 
 def test_pre_push_hook_refuses_a_version_number_the_remote_gave_another(team: Team) -> None:
-    alice = team.found("alice")
-    bob = team.join("bob")
-    with alice.repo() as repo:
-        repo.commit(src(team, 91), name="a")
-        repo.push()
-    with bob.repo() as repo:
-        repo.commit(src(team, 92), name="a")
+    bob = _race(team, 91, 92)
     bob.git("fetch", "-q", "origin", "main")
     bob.git("merge", "-q", "-s", "ours", "--no-edit", "origin/main")  # keeps his a@v0.0.2
     before = team.remote_git("rev-parse", "main")
@@ -384,13 +381,7 @@ def test_commit_refuses_on_a_detached_head_unless_given_a_branch(team: Team) -> 
 
 
 def test_commit_refuses_during_a_merge(team: Team) -> None:
-    alice = team.found("alice")
-    bob = team.join("bob")
-    with alice.repo() as repo:
-        repo.commit(src(team, 121), name="a")
-        repo.push()
-    with bob.repo() as repo:
-        repo.commit(src(team, 122), name="a")
+    bob = _race(team, 121, 122)
     bob.git("-c", "pull.rebase=false", "pull", "-q", "--no-edit", check=False)
     assert (bob.root / ".git/MERGE_HEAD").exists()
     head, conflicts = (
@@ -407,13 +398,7 @@ def test_a_merge_over_a_clashing_version_names_the_way_out(team: Team) -> None:
     """bob commits a@v0.0.2 while alice publishes hers, merges (not rebases) her work in and
     keeps his side: push cannot renumber a version under a merge, and says so with the fix
     (not `git pull`, which would change nothing); that fix, followed, publishes his a@v0.0.3."""
-    alice = team.found("alice", seed=161)
-    bob = team.join("bob")
-    with alice.repo() as repo:
-        repo.commit(src(team, 162), name="a")
-        repo.push()
-    with bob.repo() as repo:
-        repo.commit(src(team, 163), name="a")
+    bob = _race(team, 162, 163, found_seed=161)
     bob.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main", check=False)
     bob.git("checkout", "--ours", "--", "adapters/a")
     bob.git("add", "-A", "adapters/a")
