@@ -26,6 +26,7 @@ from typing import Any
 from adaptergit import tags as tag_grammar
 from adaptergit.dvcrepo import Pointer, md5s_in
 from adaptergit.errors import AdapterGitError, GcRefused, GitError, InvalidInput
+from adaptergit.gitrepo import TagInfo
 from adaptergit.hashcache import sha256_files
 from adaptergit.index import Index
 from adaptergit.layout import MANIFEST_GLOB, POINTER_FILE, adapter_path
@@ -215,15 +216,11 @@ def _fetch_refs(registry: Registry, name: str) -> None:
     )
 
 
-def _remote_commits(registry: Registry, git_remotes: list[str]) -> set[str]:
-    """The commits the git remotes' branches and tags (as last fetched by gc) point at."""
-    if not git_remotes:
-        return set()
+def _remote_refs(registry: Registry, name: str) -> tuple[list[TagInfo], list[str]]:
+    """Git remote `name`'s tags and branch heads (commits), as gc last fetched them."""
     git = registry.git
-    commits = {c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{n}/heads" for n in git_remotes])}
-    for name in git_remotes:
-        commits |= {t.commit for t in git.tags(namespace=f"{REMOTE_REFS}{name}/tags/")}
-    return commits
+    heads = [c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{name}/heads"])]
+    return git.tags(namespace=f"{REMOTE_REFS}{name}/tags/"), heads
 
 
 def _claimed_meanwhile(
@@ -234,10 +231,13 @@ def _claimed_meanwhile(
     uploaded nothing). The git remotes are read again; one that cannot be read now claims
     nothing (the pusher's own check after its push puts its weights back).
     """
+    now: set[str] = set()
     for name in git_remotes:
         with contextlib.suppress(GitError):
             _fetch_refs(registry, name)
-    new = _remote_commits(registry, git_remotes) - seen
+        theirs, heads = _remote_refs(registry, name)
+        now |= {*heads, *(t.commit for t in theirs)}
+    new = now - seen
     return _tree_md5s(registry, new) & set(dropped) if new else set()
 
 
@@ -305,13 +305,14 @@ def gc(
         tags = git.tags()
         known = {(t.name, t.oid) for t in tags}
         extra_tips = []
+        seen: set[str] = set()  # every commit the git remotes named: see `_claimed_meanwhile`
         for name in git_remotes:
-            theirs = git.tags(namespace=f"{REMOTE_REFS}{name}/tags/")
+            theirs, heads = _remote_refs(registry, name)
             tags += [t for t in theirs if (t.name, t.oid) not in known]
             known |= {(t.name, t.oid) for t in theirs}
-            extra_tips += [c for _ref, c in git.ref_tips([f"{REMOTE_REFS}{name}/heads"])]
+            extra_tips += heads
             extra_tips += [t.commit for t in theirs if tag_grammar.parse(t.name) is None]
-        seen = _remote_commits(registry, git_remotes)
+            seen |= {*heads, *(t.commit for t in theirs)}
         kept, version_md5 = _policy_md5s(registry, Index(tags), keep_last, keep_stages)
         # Refs the user keeps (everything but adaptergit's version and stage tags), the work tree.
         tips = []
@@ -374,8 +375,8 @@ def gc(
                 registry.remotes.remove(remote_drop, remote_name)
                 claimed = _claimed_meanwhile(registry, git_remotes, seen, remote_drop)
                 if claimed:  # published during gc: put back from the cache, keep it there
-                    registry.remotes.push(sorted(m for m in claimed if m in in_cache), remote_name)
-                    remote_drop = [m for m in remote_drop if m not in claimed]
+                    back = registry.remotes.push(sorted(claimed & in_cache.keys()), remote_name)
+                    remote_drop = [m for m in remote_drop if m not in back.transferred]
                     local = [m for m in local if m not in claimed]
             registry.dvc.remove_objects(local)
     gone = set(local)
